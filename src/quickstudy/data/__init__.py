@@ -1,0 +1,1 @@
+"""Task collections, splits and sampling: the first stage of the pipeline."""

@@ -1,0 +1,38 @@
+"""Typed errors raised where a problem is found.
+
+Every message names the file, task or field at fault. The CLI turns any
+QuickstudyError into one line on stderr and a non-zero exit (see cli.py);
+nothing else should catch and print them.
+"""
+
+
+class QuickstudyError(Exception):
+    """Base class: a user-facing problem with input, config or state."""
+
+    exit_code = 2
+
+
+class DataError(QuickstudyError):
+    """A task file, split file or manifest is missing or malformed."""
+
+
+class PromptError(QuickstudyError):
+    """An encoding name or option is invalid."""
+
+
+class ConfigError(QuickstudyError):
+    """A study, training or model config is invalid."""
+
+
+class PredictionsError(QuickstudyError):
+    """A predictions file is malformed."""
+
+
+class ModelError(QuickstudyError):
+    """A model or tokenizer cannot be built or loaded."""
+
+
+class StudyError(QuickstudyError):
+    """A study directory is locked, inconsistent or has failed runs."""
+
+    exit_code = 1
