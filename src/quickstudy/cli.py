@@ -8,6 +8,7 @@ here and nowhere else.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import typer
 from rich.console import Console
@@ -30,6 +31,23 @@ app.add_typer(study_app, name="study")
 
 
 # --- data commands (issue: foundation) --------------------------------------
+
+
+@data_app.command("synth")
+def data_synth(
+    out: Path = typer.Argument(..., help="Folder to write the collection to (tasks/ and splits/default/)."),
+    seed: int = typer.Option(0, help="Generation seed; the same seed writes byte-identical files."),
+    force: bool = typer.Option(False, "--force", help="Replace OUT if it already exists."),
+) -> None:
+    """Write the synthetic task collection used by the built-in demo."""
+    from quickstudy.data.synth import write_synth_collection
+
+    written = write_synth_collection(out, seed=seed, overwrite=force)
+    n_categories = len({task["Categories"][0] for task in written.tasks.values()})
+    console.print(
+        f"{out}: {len(written.tasks)} tasks ({len(written.seen)} seen, {len(written.unseen)} unseen) in {n_categories} categories",
+        markup=False, highlight=False, soft_wrap=True,
+    )  # fmt: skip
 
 
 # --- prompts command (issue: encodings) --------------------------------------
