@@ -61,6 +61,95 @@ def data_synth(
 
 # --- study commands (issue: studies) -----------------------------------------
 
+_SET_HELP = "Override a config key before validation: dotted.key=value (value parsed as YAML). Repeatable."
+
+
+@study_app.command("plan")
+def study_plan(
+    config: Path = typer.Argument(..., help="Study config (YAML)."),
+    as_json: bool = typer.Option(False, "--json", help="Print every run and the counts as JSON."),
+    overrides: list[str] = typer.Option([], "--set", help=_SET_HELP),
+) -> None:
+    """Expand a study config into runs (ids, kinds, dependencies) without loading any model."""
+    import json
+
+    from rich.table import Table
+
+    from quickstudy.study.config import load_study_config
+    from quickstudy.study.plan import arm_label, plan_study
+
+    plan = plan_study(load_study_config(config, overrides))
+    if as_json:
+        print(json.dumps(plan.to_json(), indent=1))
+        return
+    table = Table(title=f"{len(plan.runs)} runs: {len(plan.unseen_tasks)} unseen tasks, {len(plan.seen_tasks)} seen tasks")
+    for column in ("arm", "setting", "prefinetune", "finetune", "evaluate", "total"):
+        table.add_column(column, justify="left" if column in ("arm", "setting") else "right")
+    rows: dict[str, dict[str, Any]] = {}
+    for run in plan.runs:
+        row = rows.setdefault(arm_label(run), {"setting": run.setting or "-", "prefinetune": 0, "finetune": 0, "evaluate": 0})
+        row[run.kind] += 1
+    for arm, row in rows.items():
+        counts = [row[kind] for kind in ("prefinetune", "finetune", "evaluate")]
+        table.add_row(arm, row["setting"], *map(str, counts), str(sum(counts)))
+    console.print(table)
+
+
+@study_app.command("run")
+def study_run(
+    config: Path = typer.Argument(..., help="Study config (YAML)."),
+    out: Path | None = typer.Option(None, "--out", help="Study directory [default: studies/<name>]."),
+    executor: str | None = typer.Option(None, "--executor", help="local or ray [default: the config's executor.kind]."),
+    retry_failed: bool = typer.Option(False, "--retry-failed", help="Run failed runs again."),
+    overrides: list[str] = typer.Option([], "--set", help=_SET_HELP),
+) -> None:
+    """Run what is not done yet; re-run the same command to resume after a crash."""
+    from quickstudy.study.config import load_study_config
+    from quickstudy.study.runner import run_study
+    from quickstudy.study.progress import RichProgress
+
+    if executor is not None:
+        overrides = [*overrides, f"executor.kind={executor}"]
+    study = load_study_config(config, overrides)
+    study_dir = out or Path("studies") / study.name
+    with RichProgress(err_console) as progress:
+        result = run_study(study, study_dir, retry_failed=retry_failed, progress=progress)
+    console.print(
+        f"{study_dir}: {result.already_done + len(result.done)}/{result.planned} runs done "
+        f"({len(result.done)} now), {len(result.failed)} failed, {len(result.blocked)} waiting on failed runs"
+    )
+    if not result.complete:
+        for run_id, error in list(result.failed.items())[:10]:
+            err_console.print(f"failed {run_id}: {error}", highlight=False, soft_wrap=True)
+        err_console.print("re-run with --retry-failed to retry failed runs", highlight=False)
+        raise typer.Exit(1)
+
+
+@study_app.command("status")
+def study_status_command(
+    study_dir: Path = typer.Argument(..., help="Study directory (the --out of `study run`)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the counts as JSON."),
+) -> None:
+    """What is done, pending and failed, per arm."""
+    import json
+
+    from rich.table import Table
+
+    from quickstudy.study.status import study_status
+
+    status = study_status(study_dir)
+    if as_json:
+        print(json.dumps(status.to_json(), indent=1))
+        return
+    table = Table(title=f"{study_dir}: {status.counts['done']} done, {status.counts['pending']} pending, {status.counts['failed']} failed")
+    for column in ("arm", "done", "pending", "failed"):
+        table.add_column(column, justify="left" if column == "arm" else "right")
+    for arm, counts in status.by_arm.items():
+        table.add_row(arm, *(str(counts[key]) for key in ("done", "pending", "failed")))
+    console.print(table)
+    for run_id, error in status.failed.items():
+        console.print(f"failed {run_id}: {error}", highlight=False, soft_wrap=True)
+
 
 # --- report command (issue: report) ------------------------------------------
 

@@ -1,0 +1,1 @@
+"""Studies: one YAML describes the whole grid; plan it, run it, resume it, locally or on Ray."""

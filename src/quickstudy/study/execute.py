@@ -1,0 +1,223 @@
+"""What one run of a study does: pre-finetune, fine-tune or evaluate.
+
+`execute_run(spec, study_dir)` needs nothing but the run's spec (spec.json) and
+the study directory, so it runs the same in-process, in a worker process or as
+a Ray task. It always ends by writing `status.json` (done or failed) last; every
+other file is written atomically before it, so a kill at any moment leaves a
+finished run or an unfinished one, never a half-written result.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import time
+import traceback
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from quickstudy.data.collection import Collection
+from quickstudy.data.sampling import write_json_atomic
+from quickstudy.errors import QuickstudyError, StudyError
+from quickstudy.study.plan import EVALUATE, FINETUNE, PREFINETUNE, file_fingerprint
+from quickstudy.study.status import DONE, FAILED, run_dir
+
+TRAIN_DIR = "train"
+MODEL_DIR = "model"  # inside TRAIN_DIR, as train_model writes it
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    run_id: str
+    state: str  # done | failed
+    error: str | None = None
+    wall_seconds: float = 0.0
+
+
+def checkpoint_dir(study_dir: Path, run_id: str) -> Path:
+    """Where a training run's final model is (deleted once every run using it is done)."""
+    return run_dir(study_dir, run_id) / TRAIN_DIR / MODEL_DIR
+
+
+def execute_run(spec: dict[str, Any], study_dir: Path, reraise_unexpected: bool = False) -> RunOutcome:
+    """Run one planned run and record how it ended in its status.json.
+
+    A QuickstudyError (bad data, bad config) is recorded as the failure; any other
+    error is recorded too and, with `reraise_unexpected`, raised again so that an
+    executor can retry it (out of memory, a lost device)."""
+    folder = run_dir(study_dir, spec["id"])
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "status.json").unlink(missing_ok=True)
+    write_json_atomic(folder / "spec.json", spec)
+    started = time.time()
+    log_line(folder, f"start {spec['kind']} on {socket.gethostname()} pid {os.getpid()}")
+    try:
+        extra = {PREFINETUNE: train_run, FINETUNE: train_run, EVALUATE: evaluate_run}[spec["kind"]](spec, study_dir)
+    except Exception as error:  # recorded, then re-raised only for the executor to retry
+        message = one_line_error(error)
+        log_line(folder, f"failed: {message}\n{traceback.format_exc()}")
+        write_status(folder, FAILED, started, error=message)
+        if reraise_unexpected and not isinstance(error, QuickstudyError):
+            raise
+        return RunOutcome(spec["id"], FAILED, message, time.time() - started)
+    if extra:
+        write_json_atomic(folder / "spec.json", {**spec, **extra})
+    write_status(folder, DONE, started)
+    log_line(folder, "done")
+    return RunOutcome(spec["id"], DONE, None, time.time() - started)
+
+
+def one_line_error(error: BaseException) -> str:
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if isinstance(error, QuickstudyError) else f"{type(error).__name__}: {text}"
+
+
+def log_line(folder: Path, text: str) -> None:
+    stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    with open(folder / "log.txt", "a", encoding="utf-8") as log:
+        log.write(f"{stamp} {text}\n")
+
+
+def write_status(folder: Path, state: str, started: float, error: str | None = None) -> None:
+    finished = time.time()
+    device, gpus = device_in_use()
+    write_json_atomic(
+        folder / "status.json",
+        {
+            "state": state,
+            "error": error,
+            "started": datetime.fromtimestamp(started, timezone.utc).isoformat(timespec="seconds"),
+            "finished": datetime.fromtimestamp(finished, timezone.utc).isoformat(timespec="seconds"),
+            "wall_seconds": round(finished - started, 3),
+            "device": device,
+            "gpu_hours": round(gpus * (finished - started) / 3600, 6),
+        },
+    )
+
+
+def device_in_use() -> tuple[str, int]:
+    """The device name and the number of GPUs a run used (0 on CPU)."""
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name(0), 1
+    return "cpu", 0
+
+
+# --- the three kinds of run ---------------------------------------------------------
+
+
+def train_run(spec: dict[str, Any], study_dir: Path) -> dict[str, Any]:
+    """Pre-finetune or fine-tune; returns the training-data counts the report reads."""
+    from quickstudy.data.sampling import nested_samples, parse_size, prefinetune_instances
+    from quickstudy.data.splits import SplitConfig, task_split
+    from quickstudy.prompts.encoding import resolve_encoding
+    from quickstudy.prompts.features import encode_examples, text_examples
+    from quickstudy.train.config import TrainConfig
+    from quickstudy.train.loop import train_model
+
+    loaded = load_start_model(spec, study_dir)
+    training = TrainConfig.model_validate(spec["training"])
+    encoding = resolve_encoding(spec["encoding_options"] | {"name": spec["encoding"]})
+    seed = spec["seed"]
+    examples = []
+    train_pool: dict[str, int] = {}
+    train_instances: dict[str, int] = {}
+    for task in checked_tasks(spec):
+        if spec["kind"] == PREFINETUNE:
+            chosen = prefinetune_instances(task, spec["per_task"], seed)
+        else:
+            split = task_split(task, SplitConfig(**spec["splits"]))
+            size = parse_size(spec["size"])
+            chosen = nested_samples(split, [size], seed)[size.label]
+            train_pool[task.name] = len(split.train)
+        train_instances[task.name] = len(chosen)
+        examples += text_examples(task, chosen, encoding, loaded.tokenizer, training.max_source_length, seed)
+    encoded = encode_examples(
+        examples, loaded.tokenizer, training.max_source_length, training.max_target_length, decoder_only=not loaded.is_seq2seq
+    )
+    result = train_model(loaded, encoded, training, run_dir(study_dir, spec["id"]) / TRAIN_DIR)
+    counts = {"train_instances": train_instances, "train_steps": result.steps, "final_loss": result.final_loss}
+    return counts | ({"train_pool": train_pool} if train_pool else {})
+
+
+def evaluate_run(spec: dict[str, Any], study_dir: Path) -> dict[str, Any]:
+    """Predict every test instance of the run's tasks; write predictions.jsonl and metrics.json."""
+    from quickstudy.data.splits import SplitConfig, task_split
+    from quickstudy.evaluate.generate import generate_predictions
+    from quickstudy.evaluate.metrics import score_records, with_scores
+    from quickstudy.evaluate.predictions import PredictionRecord, write_predictions
+    from quickstudy.prompts.encoding import PromptBuilder, resolve_encoding
+
+    loaded = load_start_model(spec, study_dir)
+    encoding = resolve_encoding(spec["encoding_options"] | {"name": spec["encoding"]})
+    pending = []
+    for task in checked_tasks(spec):
+        builder = PromptBuilder(task, encoding, loaded.tokenizer, spec["max_source_length"])
+        for instance in task_split(task, SplitConfig(**spec["splits"])).test:
+            pending.append((task, instance, builder.build(instance.input)))
+    generation = spec["generation"]
+    outputs = generate_predictions(
+        loaded,
+        [built.text for _, _, built in pending],
+        batch_size=generation["batch_size"],
+        max_new_tokens=generation["max_new_tokens"],
+        num_beams=generation["num_beams"],
+    )
+    records = with_scores(
+        PredictionRecord(
+            task=task.name,
+            instance_id=instance.id,
+            input=instance.input,
+            references=instance.references,
+            prediction=output,
+            categories=tuple(task.categories),
+            prompt=built.text,
+            prompt_truncated=built.truncated,
+        )
+        for (task, instance, built), output in zip(pending, outputs)
+    )
+    folder = run_dir(study_dir, spec["id"])
+    write_predictions(folder / "predictions.jsonl", records)
+    report = score_records(records)
+    write_json_atomic(folder / "metrics.json", report.to_json())
+    return {"test_instances": {name: metric.n for name, metric in report.per_task.items()}}
+
+
+def load_start_model(spec: dict[str, Any], study_dir: Path) -> Any:
+    """The run's start model: a model spec, or the model an upstream run trained."""
+    from quickstudy.models.loading import BaseModelCache, load_model
+    from quickstudy.models.spec import ModelSpec
+
+    model = spec["model"]
+    if "spec" in model:
+        return load_model(ModelSpec.model_validate(model["spec"]))
+    path = checkpoint_dir(study_dir, model["run"])
+    if not path.is_dir():
+        raise StudyError(f"{path}: the model of run {model['run']} is missing; re-run the study to rebuild it")
+    if model["run"].startswith("ft-"):  # read once: keep it out of the cache, where the base model stays
+        return load_model(ModelSpec(name_or_path=str(path)), cache=BaseModelCache(max_entries=0))
+    return load_model(ModelSpec(name_or_path=str(path)))
+
+
+def checked_tasks(spec: dict[str, Any]) -> list[Any]:
+    """The run's tasks, each checked to be the file the run was planned with."""
+    collection = Collection(spec["collection"])
+    tasks = []
+    for name in spec["tasks"]:
+        planned = spec["task_files"].get(name)
+        found = file_fingerprint(collection.task_path(name))
+        if planned is not None and found != planned:
+            raise StudyError(f"{collection.task_path(name)}: task file changed since the study was planned; run `study run` again")
+        tasks.append(collection.task(name))
+    return tasks
+
+
+def remove_checkpoint(study_dir: Path, run_id: str) -> None:
+    """Delete a training run's model and step checkpoints; its logs and spec stay."""
+    train_dir = run_dir(study_dir, run_id) / TRAIN_DIR
+    for name in (MODEL_DIR, "checkpoints"):
+        shutil.rmtree(train_dir / name, ignore_errors=True)

@@ -1,0 +1,161 @@
+"""Where runs execute: in this process, in worker processes, or as Ray tasks.
+
+An executor takes runs whose dependencies are done (`submit`) and hands back
+outcomes as runs finish (`wait_any`); the runner decides what is ready. Every
+executor calls the same `execute_run`, so results do not depend on where a run
+ran.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any, Protocol
+
+from quickstudy.errors import ConfigError
+from quickstudy.study.config import ExecutorConfig
+from quickstudy.study.execute import RunOutcome, execute_run, one_line_error, write_status
+from quickstudy.study.status import FAILED, PENDING, run_dir, run_state
+
+
+class Executor(Protocol):
+    capacity: int
+
+    def submit(self, spec: dict[str, Any]) -> None: ...
+
+    def running(self) -> int: ...
+
+    def wait_any(self) -> list[RunOutcome]: ...
+
+    def close(self) -> None: ...
+
+
+def make_executor(config: ExecutorConfig, study_dir: Path) -> Executor:
+    if config.kind == "ray":
+        return RayExecutor(config, study_dir)
+    if config.workers > 1:
+        return ProcessExecutor(config, study_dir)
+    return InProcessExecutor(study_dir)
+
+
+class InProcessExecutor:
+    """One run at a time in this process, so a loaded base model stays cached between runs."""
+
+    capacity = 1
+
+    def __init__(self, study_dir: Path):
+        self.study_dir = study_dir
+        self._queue: deque[dict[str, Any]] = deque()
+
+    def submit(self, spec: dict[str, Any]) -> None:
+        self._queue.append(spec)
+
+    def running(self) -> int:
+        return len(self._queue)
+
+    def wait_any(self) -> list[RunOutcome]:
+        return [execute_run(self._queue.popleft(), self.study_dir)] if self._queue else []
+
+    def close(self) -> None:
+        self._queue.clear()
+
+
+class ProcessExecutor:
+    """`workers` runs at once, each in a worker process (spawned: no forked CUDA or threads)."""
+
+    def __init__(self, config: ExecutorConfig, study_dir: Path):
+        self.study_dir = study_dir
+        self.capacity = config.workers
+        self._pool = ProcessPoolExecutor(max_workers=config.workers, mp_context=get_context("spawn"))
+        self._futures: dict[Future[RunOutcome], str] = {}
+
+    def submit(self, spec: dict[str, Any]) -> None:
+        self._futures[self._pool.submit(execute_run, spec, self.study_dir)] = spec["id"]
+
+    def running(self) -> int:
+        return len(self._futures)
+
+    def wait_any(self) -> list[RunOutcome]:
+        finished, _ = wait(list(self._futures), return_when=FIRST_COMPLETED)
+        outcomes = []
+        for future in finished:
+            run_id = self._futures.pop(future)
+            error = future.exception()
+            outcomes.append(future.result() if error is None else lost_run(self.study_dir, run_id, error))
+        return outcomes
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+class RayExecutor:
+    """Each run a Ray task with the config's resources and retries.
+
+    Connects to `ray_address` when given (a cluster; every node must see the study
+    directory on a shared file system), else starts a local Ray on this machine.
+    Ray queues tasks until a node has their resources, so every ready run is
+    submitted at once."""
+
+    capacity = 1_000_000
+
+    def __init__(self, config: ExecutorConfig, study_dir: Path):
+        import ray
+
+        self._ray = ray
+        self.study_dir = study_dir
+        if not ray.is_initialized():
+            try:
+                if config.ray_address:
+                    ray.init(address=config.ray_address, log_to_driver=False)
+                else:
+                    ray.init(num_cpus=max(2, int(config.num_cpus)), include_dashboard=False, log_to_driver=False)
+            except (ConnectionError, RuntimeError, ValueError) as error:
+                raise ConfigError(f"executor.ray_address: cannot connect to Ray at {config.ray_address!r} ({one_line_error(error)})") from None
+        self._task = ray.remote(_ray_execute_run).options(
+            num_cpus=config.num_cpus,
+            num_gpus=config.num_gpus,
+            max_retries=config.max_retries,
+            retry_exceptions=True,
+        )
+        self._refs: dict[Any, str] = {}
+
+    def submit(self, spec: dict[str, Any]) -> None:
+        self._refs[self._task.remote(spec, str(self.study_dir))] = spec["id"]
+
+    def running(self) -> int:
+        return len(self._refs)
+
+    def wait_any(self) -> list[RunOutcome]:
+        finished, _ = self._ray.wait(list(self._refs), num_returns=1)
+        outcomes = []
+        for ref in finished:
+            run_id = self._refs.pop(ref)
+            try:
+                outcomes.append(self._ray.get(ref))
+            except Exception as error:  # the task failed on every retry, or its worker died
+                outcomes.append(lost_run(self.study_dir, run_id, getattr(error, "cause", None) or error))
+        return outcomes
+
+    def close(self) -> None:
+        for ref in self._refs:
+            self._ray.cancel(ref, force=True)
+        self._refs.clear()
+
+
+def _ray_execute_run(spec: dict[str, Any], study_dir: str) -> RunOutcome:
+    """The Ray task: unexpected errors are raised again so that Ray retries them."""
+    return execute_run(spec, Path(study_dir), reraise_unexpected=True)
+
+
+def lost_run(study_dir: Path, run_id: str, error: BaseException) -> RunOutcome:
+    """The outcome of a run whose worker raised or died; recorded unless the run recorded it itself."""
+    message = one_line_error(error)
+    if run_state(study_dir, run_id)[0] == PENDING:
+        import time
+
+        folder = run_dir(study_dir, run_id)
+        folder.mkdir(parents=True, exist_ok=True)
+        write_status(folder, FAILED, time.time(), error=message)
+    return RunOutcome(run_id, FAILED, message)

@@ -1,0 +1,364 @@
+"""Expand a study config into runs, without touching a model or the network.
+
+Every run's id is a hash of everything that determines its result: the start
+model (its spec, or the id of the run that builds it), the data (task names, the
+split counts, the size and seed that select the sample, and each task file's
+content hash), the encoding, the hyper-parameters and the code version. So a
+finished run is found again by id, and changing one setting changes the ids of
+exactly the runs it affects.
+
+Planning reads split lists, not task files: a task file is hashed when it
+exists (a missing one plans fine and fails at run time, naming the file), and
+is opened only to narrow tasks by category.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import quickstudy
+from quickstudy.data.collection import Collection, read_task_list
+from quickstudy.errors import ConfigError
+from quickstudy.models.spec import ModelSpec
+from quickstudy.study.config import Arm, PrefinetunedRole, StudyConfig, model_role
+
+PREFINETUNE, FINETUNE, EVALUATE = "prefinetune", "finetune", "evaluate"
+ZERO_SHOT_SIZE = "0"
+# Settings that change how a run is executed or logged, never its result.
+_NOT_RESULT_FIELDS = frozenset({"checkpoint_every_steps", "log_every_steps", "tensorboard", "progress_bar", "gradient_checkpointing"})
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """One run of the plan; `spec` is what spec.json holds and what executing it needs."""
+
+    id: str
+    kind: str
+    arm: str | None
+    setting: str | None
+    task: str | None
+    size: str | None
+    seed: int | None
+    depends_on: tuple[str, ...]
+    spec: dict[str, Any] = field(compare=False, repr=False)
+
+    def summary(self) -> dict[str, Any]:
+        """The run as `study plan --json` lists it."""
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "arm": self.arm,
+            "setting": self.setting,
+            "task": self.task,
+            "size": self.size,
+            "seed": self.seed,
+            "depends_on": list(self.depends_on),
+        }
+
+
+@dataclass(frozen=True)
+class StudyPlan:
+    runs: tuple[PlannedRun, ...]
+    seen_tasks: tuple[str, ...]
+    unseen_tasks: tuple[str, ...]
+
+    def by_id(self) -> dict[str, PlannedRun]:
+        return {run.id: run for run in self.runs}
+
+    def counts(self) -> dict[str, Any]:
+        return {
+            "total": len(self.runs),
+            "by_kind": dict(Counter(run.kind for run in self.runs)),
+            "by_arm": dict(Counter(arm_label(run) for run in self.runs)),
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        return {"runs": [run.summary() for run in self.runs], "counts": self.counts()}
+
+
+def arm_label(run: PlannedRun) -> str:
+    """The arm a run counts under; a pre-finetuning run counts under the model role it builds."""
+    return run.arm if run.arm is not None else str(run.spec.get("role"))
+
+
+def plan_study(config: StudyConfig) -> StudyPlan:
+    """Every run of the study, each after the runs it depends on."""
+    training_settings(config.training, {}, seed=0, where="training")  # study-wide keys named as written
+    seen, unseen = selected_tasks(config)
+    versions = code_versions()
+    runs: list[PlannedRun] = []
+    start_models: dict[str, dict[str, Any]] = {}
+    for role in config.models:
+        built = model_role(config, role)
+        if isinstance(built, PrefinetunedRole):
+            run = prefinetune_run(config, role, built, seen, versions)
+            runs.append(run)
+            start_models[role] = {"run": run.id}
+        else:
+            start_models[role] = {"spec": ModelSpec.model_validate(built).model_dump(mode="json")}
+    for arm in config.arms:
+        start = start_models[arm.start]
+        if arm.setting == "zero_shot":
+            runs.append(evaluate_run(config, arm, start, unseen, ZERO_SHOT_SIZE, None, versions))
+            continue
+        task_groups = [[task] for task in unseen] if arm.setting == "stl" else [list(unseen)]
+        for seed in config.seeds:
+            for size in arm_size_labels(arm):
+                for tasks in task_groups:
+                    finetune = finetune_run(config, arm, start, tasks, size, seed, versions)
+                    runs.append(finetune)
+                    runs.append(evaluate_run(config, arm, {"run": finetune.id}, tasks, size, seed, versions))
+    return StudyPlan(runs=tuple(runs), seen_tasks=tuple(seen), unseen_tasks=tuple(unseen))
+
+
+def arm_size_labels(arm: Arm) -> list[str]:
+    from quickstudy.data.sampling import parse_sizes
+
+    try:
+        return [size.label for size in parse_sizes(arm.sizes)]
+    except ConfigError as error:
+        raise ConfigError(f"arms.{arm.name}.sizes: {error}") from None
+
+
+def prefinetune_run(config: StudyConfig, role: str, built: PrefinetunedRole, seen: list[str], versions: dict[str, str]) -> PlannedRun:
+    build = built.prefinetune
+    training = training_settings(config.training, build.training, seed=build.seed, where=f"models.{role}.prefinetune.training")
+    encoding_name, encoding_options = encoding_fields(build.encoding, f"models.{role}.prefinetune.encoding")
+    identity = {
+        "kind": PREFINETUNE,
+        "model": {"spec": ModelSpec.model_validate(config.models[build.from_role]).model_dump(mode="json")},
+        "task_files": task_fingerprints(config, seen),
+        "per_task": build.per_task,
+        "seed": build.seed,
+        "encoding_options": encoding_options,
+        "training": training,
+        "versions": versions,
+    }
+    spec = {
+        **identity,
+        "arm": None,
+        "setting": None,
+        "task": None,
+        "size": str(build.per_task),
+        "role": role,
+        "start": build.from_role,
+        "encoding": encoding_name,
+        "tasks": list(seen),
+        "depends_on": [],
+        "collection": config.collection,
+    }
+    return planned(spec, identity)
+
+
+def finetune_run(
+    config: StudyConfig, arm: Arm, start: dict[str, Any], tasks: list[str], size: str, seed: int, versions: dict[str, str]
+) -> PlannedRun:
+    training = training_settings(config.training, arm.training, seed=seed, where=f"arms.{arm.name}.training")
+    encoding_name, encoding_options = encoding_fields(arm.encoding, f"arms.{arm.name}.encoding")
+    identity = {
+        "kind": FINETUNE,
+        "arm": arm.name,
+        "setting": arm.setting,
+        "model": start,
+        "task_files": task_fingerprints(config, tasks),
+        "splits": config.splits.model_dump(),
+        "size": size,
+        "seed": seed,
+        "encoding_options": encoding_options,
+        "training": training,
+        "versions": versions,
+    }
+    spec = {
+        **identity,
+        "task": tasks[0] if arm.setting == "stl" else None,
+        "start": arm.start,
+        "encoding": encoding_name,
+        "tasks": list(tasks),
+        "depends_on": [start["run"]] if "run" in start else [],
+        "collection": config.collection,
+    }
+    return planned(spec, identity)
+
+
+def evaluate_run(
+    config: StudyConfig,
+    arm: Arm,
+    model: dict[str, Any],
+    tasks: list[str],
+    size: str,
+    seed: int | None,
+    versions: dict[str, str],
+) -> PlannedRun:
+    training = training_settings(config.training, arm.training, seed=seed or 0, where=f"arms.{arm.name}.training")
+    generation = {**config.generation.model_dump(), **arm.generation}
+    encoding_name, encoding_options = encoding_fields(arm.encoding, f"arms.{arm.name}.encoding")
+    identity = {
+        "kind": EVALUATE,
+        "arm": arm.name,
+        "setting": arm.setting,
+        "model": model,
+        "task_files": task_fingerprints(config, tasks),
+        "splits": config.splits.model_dump(),
+        "encoding_options": encoding_options,
+        "max_source_length": training.get("max_source_length"),
+        "generation": generation_settings(generation, f"arms.{arm.name}.generation"),
+        "versions": versions,
+    }
+    spec = {
+        **identity,
+        "task": tasks[0] if arm.setting == "stl" else None,
+        "size": size,
+        "seed": seed,
+        "start": arm.start,
+        "encoding": encoding_name,
+        "tasks": list(tasks),
+        "training": training,
+        "depends_on": [model["run"]] if "run" in model else [],
+        "collection": config.collection,
+    }
+    return planned(spec, identity)
+
+
+def planned(spec: dict[str, Any], identity: dict[str, Any]) -> PlannedRun:
+    run_id = run_hash(identity)
+    spec = {"id": run_id, **spec}
+    return PlannedRun(
+        id=run_id,
+        kind=spec["kind"],
+        arm=spec["arm"],
+        setting=spec["setting"],
+        task=spec["task"],
+        size=spec["size"],
+        seed=spec["seed"],
+        depends_on=tuple(spec["depends_on"]),
+        spec=spec,
+    )
+
+
+def run_hash(identity: dict[str, Any]) -> str:
+    """`<kind prefix>-<16 hex>`: a content hash of everything that determines the run's result."""
+    text = json.dumps(identity, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    prefix = {PREFINETUNE: "pf", FINETUNE: "ft", EVALUATE: "ev"}[identity["kind"]]
+    return f"{prefix}-{hashlib.sha256(text.encode()).hexdigest()[:16]}"
+
+
+def training_settings(study: dict[str, Any], override: dict[str, Any], seed: int, where: str) -> dict[str, Any]:
+    """The run's TrainConfig fields (validated; defaults filled in) that can change its result."""
+    from pydantic import ValidationError
+
+    from quickstudy.study.config import validation_message
+    from quickstudy.train.config import TrainConfig
+
+    try:
+        config = TrainConfig.model_validate({**study, **override, "seed": seed})
+    except ValidationError as error:
+        raise ConfigError(f"{where}.{validation_message(error)}") from None
+    return {key: value for key, value in config.model_dump(mode="json").items() if key not in _NOT_RESULT_FIELDS}
+
+
+def generation_settings(generation: dict[str, Any], where: str) -> dict[str, Any]:
+    from pydantic import ValidationError
+
+    from quickstudy.study.config import GenerationConfig, validation_message
+
+    try:
+        return GenerationConfig.model_validate(generation).model_dump()
+    except ValidationError as error:
+        raise ConfigError(f"{where}.{validation_message(error)}") from None
+
+
+def encoding_fields(value: str | dict[str, Any], where: str) -> tuple[str, dict[str, Any]]:
+    """The encoding's name and options; the options (not the name) go into run ids."""
+    from quickstudy.errors import PromptError
+    from quickstudy.prompts.encoding import resolve_encoding
+
+    try:
+        encoding = resolve_encoding(value)
+    except PromptError as error:
+        raise ConfigError(f"{where}: {error}") from None
+    return encoding.name, encoding.options()
+
+
+def code_versions() -> dict[str, str]:
+    """quickstudy's version and the major.minor of the libraries that compute results."""
+    versions = {"quickstudy": quickstudy.__version__}
+    for package in ("torch", "transformers"):
+        try:
+            versions[package] = ".".join(version(package).split("+")[0].split(".")[:2])
+        except PackageNotFoundError:
+            versions[package] = "absent"
+    return versions
+
+
+def selected_tasks(config: StudyConfig) -> tuple[list[str], list[str]]:
+    """(seen, unseen) task names: the split's lists, narrowed as the config says."""
+    seen, unseen = split_lists(config)
+    return (
+        narrowed(config, seen, config.tasks.seen, "tasks.seen"),
+        narrowed(config, unseen, config.tasks.unseen, "tasks.unseen"),
+    )
+
+
+def split_lists(config: StudyConfig) -> tuple[list[str], list[str]]:
+    """The split's train (seen) and test (unseen) lists, read from the split files alone."""
+    root = Path(config.collection)
+    if not root.is_dir():
+        raise ConfigError(f"collection: folder {root} not found (point it at a SuperNI checkout: --set collection=PATH)")
+    folder = Path(config.split_dir) if config.split_dir else root / "splits" / config.split
+    if not folder.is_dir():
+        if config.split_dir is None and not (root / "splits").is_dir():
+            every = Collection(root).task_names()
+            return every, every
+        raise ConfigError(f"{'split_dir' if config.split_dir else 'split'}: split folder {folder} not found")
+    lists = []
+    for part in ("train", "test"):
+        path = folder / f"{part}_tasks.txt"
+        if not path.is_file():
+            raise ConfigError(f"split: {path} not found")
+        lists.append(read_task_list(path))
+    return lists[0], lists[1]
+
+
+def narrowed(config: StudyConfig, names: list[str], selection: Any, where: str) -> list[str]:
+    if selection.names is not None:
+        unknown = [name for name in selection.names if name not in names]
+        if unknown:
+            raise ConfigError(f"{where}.names: {', '.join(unknown)} not in the split's list")
+        chosen = set(selection.names)
+        names = [name for name in names if name in chosen]
+    if selection.categories is not None:
+        collection = Collection(config.collection)
+        wanted = set(selection.categories)
+        names = [name for name in names if wanted.intersection(collection.task(name).categories)]
+    if selection.max_tasks is not None:
+        names = names[: selection.max_tasks]
+    if not names:
+        raise ConfigError(f"{where}: no task left after narrowing")
+    return names
+
+
+def task_fingerprints(config: StudyConfig, names: list[str]) -> dict[str, str | None]:
+    """Each task file's content hash, or None for a file not (yet) in the collection."""
+    collection = Collection(config.collection)
+    return {name: file_fingerprint(collection.task_path(name)) for name in names}
+
+
+def file_fingerprint(path: Path) -> str | None:
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    return _cached_fingerprint(str(path), stat.st_size, stat.st_mtime_ns)
+
+
+@lru_cache(maxsize=4096)
+def _cached_fingerprint(path: str, size: int, mtime_ns: int) -> str:
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()[:16]

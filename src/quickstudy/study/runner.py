@@ -1,0 +1,166 @@
+"""Run a study: what is not done yet, in dependency order, resumable at any point.
+
+The study directory is the state. A run is done when its `status.json` says so;
+nothing else is remembered between invocations, so re-running the same command
+after a crash continues where it stopped, and a changed setting changes the ids
+(and so re-runs) of exactly the runs it affects. A fine-tuned checkpoint is
+deleted once every run that reads it is done; should a later config need it
+again (say, new generation settings), the fine-tune is simply run again.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from quickstudy.data.sampling import write_json_atomic
+from quickstudy.evaluate.predictions import write_text_atomic
+from quickstudy.study.config import StudyConfig, resolved_config_yaml
+from quickstudy.study.execute import RunOutcome, checkpoint_dir, remove_checkpoint
+from quickstudy.study.executors import Executor, make_executor
+from quickstudy.study.lock import study_lock
+from quickstudy.study.plan import FINETUNE, PREFINETUNE, StudyPlan, plan_study
+from quickstudy.study.status import DONE, FAILED, PLAN_NAME, run_state
+from quickstudy.study.tracking import Tracker, make_tracker
+
+
+@dataclass
+class StudyResult:
+    """What one `study run` did."""
+
+    planned: int
+    already_done: int
+    done: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)  # run id -> error
+    blocked: list[str] = field(default_factory=list)  # not run: a run they depend on failed
+
+    @property
+    def complete(self) -> bool:
+        return not self.failed and not self.blocked
+
+
+class Progress:
+    """Receives the counts as runs start and finish (the CLI draws a bar from them)."""
+
+    def started(self, total: int) -> None: ...
+
+    def update(self, done: int, running: int, failed: int) -> None: ...
+
+
+def run_study(
+    config: StudyConfig,
+    study_dir: Path,
+    retry_failed: bool = False,
+    progress: Progress | None = None,
+) -> StudyResult:
+    """Run every run of the study that is not done; refuse if another runner holds the study."""
+    progress = progress or Progress()
+    with study_lock(study_dir):
+        plan = plan_study(config)
+        write_text_atomic(study_dir / "study.yaml", resolved_config_yaml(config))
+        write_json_atomic(study_dir / PLAN_NAME, plan.to_json())
+        states = {run.id: run_state(study_dir, run.id)[0] for run in plan.runs}
+        if not config.keep_checkpoints:
+            remove_used_checkpoints(plan, study_dir, states)
+        todo = runs_to_do(plan, study_dir, states, retry_failed)
+        result = StudyResult(planned=len(plan.runs), already_done=sum(state == DONE for state in states.values()))
+        for run in plan.runs:
+            if run.id not in todo and states[run.id] == FAILED:
+                result.failed[run.id] = run_state(study_dir, run.id)[1] or "failed"
+        tracker = make_tracker(config, study_dir)
+        executor = make_executor(config.executor, study_dir)
+        try:
+            schedule(plan, todo, states, executor, result, progress, lambda outcome: finished(outcome, plan, study_dir, states, config, tracker))
+        finally:
+            executor.close()
+            tracker.close()
+    return result
+
+
+def runs_to_do(plan: StudyPlan, study_dir: Path, states: dict[str, str], retry_failed: bool) -> set[str]:
+    """Ids of the runs to execute: not done (failed ones only when retrying), plus any done
+    training run whose model was deleted while a run that needs it is still to do."""
+    dependents = dependents_of(plan)
+    todo: set[str] = set()
+    for run in reversed(plan.runs):  # a run's dependents come after it in the plan
+        state = states[run.id]
+        if state == FAILED and not retry_failed:
+            continue
+        if state != DONE:
+            todo.add(run.id)
+        elif run.kind in (PREFINETUNE, FINETUNE) and any(d in todo for d in dependents[run.id]):
+            if not checkpoint_dir(study_dir, run.id).is_dir():
+                todo.add(run.id)
+    return todo
+
+
+def dependents_of(plan: StudyPlan) -> dict[str, list[str]]:
+    dependents: dict[str, list[str]] = defaultdict(list)
+    for run in plan.runs:
+        for upstream in run.depends_on:
+            dependents[upstream].append(run.id)
+    return dependents
+
+
+def schedule(plan, todo, states, executor: Executor, result: StudyResult, progress: Progress, on_finished) -> None:  # type: ignore[no-untyped-def]
+    """Submit runs as their dependencies finish; a failed run blocks the runs after it."""
+    by_id = plan.by_id()
+    dependents = dependents_of(plan)
+    waiting = {run_id: {d for d in by_id[run_id].depends_on if d in todo or states[d] != DONE} for run_id in todo}
+    blocked: set[str] = set()
+    for run in plan.runs:
+        if run.id not in todo and states[run.id] == FAILED:
+            blocked |= downstream_of(run.id, dependents) & todo
+    ready = deque(run.id for run in plan.runs if run.id in todo and not waiting[run.id] and run.id not in blocked)
+    progress.started(len(todo))
+    while ready or executor.running():
+        while ready and executor.running() < executor.capacity:
+            executor.submit(by_id[ready.popleft()].spec)
+        progress.update(len(result.done), executor.running(), len(result.failed))
+        for outcome in executor.wait_any():
+            states[outcome.run_id] = outcome.state
+            if outcome.state == DONE:
+                result.done.append(outcome.run_id)
+                on_finished(outcome)
+                for child in dependents[outcome.run_id]:
+                    if child in waiting and child not in blocked:
+                        waiting[child].discard(outcome.run_id)
+                        if not waiting[child]:
+                            ready.append(child)
+            else:
+                result.failed[outcome.run_id] = outcome.error or "failed"
+                blocked |= downstream_of(outcome.run_id, dependents)
+        progress.update(len(result.done), executor.running(), len(result.failed))
+    result.blocked = [run.id for run in plan.runs if run.id in blocked and run.id in todo]
+
+
+def downstream_of(run_id: str, dependents: dict[str, list[str]]) -> set[str]:
+    found: set[str] = set()
+    stack = list(dependents[run_id])
+    while stack:
+        child = stack.pop()
+        if child not in found:
+            found.add(child)
+            stack.extend(dependents[child])
+    return found
+
+
+def finished(outcome: RunOutcome, plan: StudyPlan, study_dir: Path, states: dict[str, str], config: StudyConfig, tracker: Tracker) -> None:
+    """After a run is done: log it, and delete fine-tuned models no run needs any more."""
+    run = plan.by_id()[outcome.run_id]
+    tracker.log_run(run, study_dir)
+    if not config.keep_checkpoints:
+        remove_used_checkpoints(plan, study_dir, states, only=set(run.depends_on))
+
+
+def remove_used_checkpoints(plan: StudyPlan, study_dir: Path, states: dict[str, str], only: set[str] | None = None) -> None:
+    """Delete the model of every done fine-tune whose dependents are all done (pre-finetuned
+    models are kept: they are costly and every later study from the same base can reuse them)."""
+    dependents = dependents_of(plan)
+    for run in plan.runs:
+        if run.kind != FINETUNE or (only is not None and run.id not in only) or states[run.id] != DONE:
+            continue
+        if all(states[child] == DONE for child in dependents[run.id]):
+            remove_checkpoint(study_dir, run.id)
+

@@ -1,0 +1,94 @@
+"""Optional experiment tracking: each finished run's spec, metrics and files in MLflow.
+
+With `tracking: mlflow` every run that finishes is logged as an MLflow run named
+by its id, in an experiment named after the study: its spec as parameters, its
+overall scores (evaluate) or final loss (training) as metrics, and spec.json,
+status.json and metrics.json as artifacts; report figures found in the study
+directory are logged when the study ends. The tracking URI defaults to a SQLite
+store in the study directory (`sqlite:///<study>/mlflow.db`). Logging happens
+in the runner's process only, so the store has a single writer.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from quickstudy.study.config import StudyConfig
+from quickstudy.study.plan import PlannedRun
+from quickstudy.study.status import run_dir
+
+_PARAM_KEYS = ("kind", "arm", "setting", "task", "size", "seed", "start", "encoding")
+_FIGURE_SUFFIXES = (".png", ".svg", ".pdf")
+
+
+class Tracker:
+    """Tracks nothing (`tracking: none`)."""
+
+    def log_run(self, run: PlannedRun, study_dir: Path) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def make_tracker(config: StudyConfig, study_dir: Path) -> Tracker:
+    if config.tracking == "mlflow":
+        return MlflowTracker(config.tracking_uri or default_tracking_uri(study_dir), config.name, study_dir)
+    return Tracker()
+
+
+def default_tracking_uri(study_dir: Path) -> str:
+    return f"sqlite:///{study_dir.resolve() / 'mlflow.db'}"
+
+
+class MlflowTracker(Tracker):
+    def __init__(self, uri: str, experiment: str, study_dir: Path):
+        from mlflow.tracking import MlflowClient
+
+        self.client = MlflowClient(tracking_uri=uri)
+        self.study_dir = study_dir
+        found = self.client.get_experiment_by_name(experiment)
+        self.experiment_id = found.experiment_id if found else self.client.create_experiment(experiment)
+
+    def log_run(self, run: PlannedRun, study_dir: Path) -> None:
+        from mlflow.entities import Metric, Param
+
+        folder = run_dir(study_dir, run.id)
+        spec = read_json(folder / "spec.json") or run.spec
+        tracked = self.client.create_run(self.experiment_id, run_name=run.id, tags={"quickstudy.run_id": run.id})
+        run_id = tracked.info.run_id
+        params = [Param(key, str(spec.get(key))) for key in _PARAM_KEYS] + [
+            Param(f"training.{key}", str(value)) for key, value in sorted(spec.get("training", {}).items())
+        ]
+        self.client.log_batch(run_id, params=params, metrics=[Metric(k, v, 0, 0) for k, v in run_metrics(folder, spec).items()])
+        for name in ("spec.json", "status.json", "metrics.json"):
+            if (folder / name).is_file():
+                self.client.log_artifact(run_id, str(folder / name))
+        self.client.set_terminated(run_id)
+
+    def close(self) -> None:
+        figures = sorted(p for p in self.study_dir.rglob("*") if p.suffix in _FIGURE_SUFFIXES and "runs" not in p.parts)
+        if not figures:
+            return
+        tracked = self.client.create_run(self.experiment_id, run_name="report", tags={"quickstudy.run_id": "report"})
+        for figure in figures:
+            self.client.log_artifact(tracked.info.run_id, str(figure), artifact_path="figures")
+        self.client.set_terminated(tracked.info.run_id)
+
+
+def run_metrics(folder: Path, spec: dict[str, Any]) -> dict[str, float]:
+    """Overall scores of an evaluate run, or the final loss of a training run."""
+    metrics = read_json(folder / "metrics.json")
+    if metrics and isinstance(metrics.get("overall"), dict):
+        return {k: float(v) for k, v in metrics["overall"].items() if isinstance(v, (int, float))}
+    loss = spec.get("final_loss")
+    return {"final_loss": float(loss)} if isinstance(loss, (int, float)) else {}
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    import json
+
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None

@@ -1,0 +1,162 @@
+"""Study configs and plans: validation, overrides, run counts and content-hash ids."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from quickstudy.errors import ConfigError
+from quickstudy.study.config import load_study_config
+from quickstudy.study.plan import EVALUATE, FINETUNE, PREFINETUNE, plan_study
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+def thesis_on_official_split(sample_dir: Path, *extra: str):
+    overrides = [f"collection={sample_dir}", f"split_dir={sample_dir / 'official-splits' / 'default'}", *extra]
+    return load_study_config(CONFIGS / "thesis.yaml", overrides)
+
+
+def test_thesis_plan_counts_on_the_official_split(sample_dir: Path) -> None:
+    plan = plan_study(thesis_on_official_split(sample_dir))
+    unseen = len((sample_dir / "official-splits/default/test_tasks.txt").read_text().split())
+    assert unseen == 119 and len(plan.unseen_tasks) == 119
+    finetunes = [run for run in plan.runs if run.kind == FINETUNE]
+    assert sum(run.setting == "stl" for run in finetunes) == 119 * 7
+    assert sum(run.setting == "mtl" for run in finetunes) == 6
+    assert sum(run.kind == PREFINETUNE for run in plan.runs) == 1
+    evaluates = [run for run in plan.runs if run.kind == EVALUATE]
+    assert len(evaluates) == 119 * 7 + 6 + 1
+    assert plan.counts() == {
+        "total": 1 + 2 * (119 * 7 + 6) + 1,
+        "by_kind": {PREFINETUNE: 1, FINETUNE: 839, EVALUATE: 840},
+        "by_arm": {
+            "base_prefinetuned": 1,
+            "stl_proposed": 119 * 4 * 2,
+            "mtl_proposed": 4 * 2,
+            "stl_baseline1": 119 * 2,
+            "stl_baseline2": 119 * 2,
+            "stl_baseline3": 119 * 2,
+            "mtl_baseline1": 2,
+            "mtl_baseline2": 2,
+            "zero_shot": 1,
+        },
+    }
+
+
+def test_thesis_plan_encodes_the_study(sample_dir: Path) -> None:
+    plan = plan_study(thesis_on_official_split(sample_dir))
+    by_id = plan.by_id()
+    (prefinetune,) = [run for run in plan.runs if run.kind == PREFINETUNE]
+    assert prefinetune.spec["model"]["spec"]["name_or_path"] == "google/t5-xl-lm-adapt"
+    assert prefinetune.spec["encoding"] == "input_only" and prefinetune.spec["per_task"] == 100
+    assert len(prefinetune.spec["tasks"]) == 756  # the sample's readable train list (the official one has 757)
+    for run in plan.runs:
+        for upstream in run.depends_on:
+            assert plan.runs.index(by_id[upstream]) < plan.runs.index(run)
+    baseline1 = [run for run in plan.runs if run.arm in ("stl_baseline1", "mtl_baseline1") and run.kind == FINETUNE]
+    assert baseline1 and all(run.depends_on == (prefinetune.id,) and run.size == "200" for run in baseline1)
+    proposed = [run for run in plan.runs if run.arm == "stl_proposed" and run.kind == FINETUNE]
+    assert {run.size for run in proposed} == {"100", "200", "1000", "all"}
+    assert all(run.spec["model"]["spec"]["name_or_path"] == "allenai/tk-instruct-3b-def-pos" for run in proposed)
+    assert all(run.spec["encoding"] == "def_pos2" and run.seed == 1 for run in proposed)
+    training = proposed[0].spec["training"]
+    assert (training["learning_rate"], training["lr_scheduler"], training["num_epochs"]) == (5e-5, "constant", 2.0)
+    assert (training["max_source_length"], training["max_target_length"], training["precision"]) == (1024, 128, "bf16")
+    (zero_shot,) = [run for run in plan.runs if run.setting == "zero_shot"]
+    assert zero_shot.kind == EVALUATE and zero_shot.depends_on == () and len(zero_shot.spec["tasks"]) == 119
+    assert zero_shot.spec["generation"] == {"batch_size": 16, "max_new_tokens": 128, "num_beams": 1}
+    evaluated = {run.depends_on[0] for run in plan.runs if run.kind == EVALUATE and run.depends_on}
+    assert evaluated == {run.id for run in plan.runs if run.kind == FINETUNE}
+
+
+def test_ids_change_only_for_the_runs_a_setting_affects(sample_dir: Path) -> None:
+    before = plan_study(thesis_on_official_split(sample_dir))
+    again = plan_study(thesis_on_official_split(sample_dir))
+    assert [run.id for run in before.runs] == [run.id for run in again.runs]
+    assert len({run.id for run in before.runs}) == len(before.runs)
+    after = plan_study(thesis_on_official_split(sample_dir, "arms.zero_shot.generation.num_beams=4"))
+    changed = {run.id for run in before.runs} - {run.id for run in after.runs}
+    assert [run.arm for run in before.runs if run.id in changed] == ["zero_shot"]
+    after = plan_study(thesis_on_official_split(sample_dir, "models.base_prefinetuned.prefinetune.per_task=50"))
+    changed = [run for run in before.runs if run.id not in {r.id for r in after.runs}]
+    # the pre-finetune, and every baseline-1 run downstream of it (fine-tunes and their evaluations)
+    assert {run.arm for run in changed} == {None, "stl_baseline1", "mtl_baseline1"}
+    assert len(changed) == 1 + 2 * (119 + 1)
+
+
+def test_a_task_file_edit_changes_its_runs_only(sample_dir: Path, tmp_path: Path) -> None:
+    collection = tmp_path / "collection"
+    (collection / "tasks").mkdir(parents=True)
+    (collection / "splits").symlink_to(sample_dir / "splits")
+    for task in (sample_dir / "tasks").glob("*.json"):
+        (collection / "tasks" / task.name).write_bytes(task.read_bytes())
+    smoke = load_study_config(CONFIGS / "smoke.yaml", [f"collection={collection}"])
+    before = plan_study(smoke)
+    edited = collection / "tasks" / "task1390_wscfixed_coreference.json"
+    edited.write_text(edited.read_text().replace("}", " }", 1))
+    after = plan_study(smoke)
+    changed = [run for run in before.runs if run.id not in {r.id for r in after.runs}]
+    assert changed and all(run.task == "task1390_wscfixed_coreference" or run.setting in ("mtl", "zero_shot") for run in changed)
+    assert any(run.task is None for run in changed)  # the MTL and zero-shot runs read every unseen task
+
+
+def test_smoke_config_resolves_the_collection_next_to_the_config(sample_dir: Path) -> None:
+    smoke = load_study_config(CONFIGS / "smoke.yaml")
+    assert Path(smoke.collection) == sample_dir.resolve()
+    plan = plan_study(smoke)
+    assert len(plan.unseen_tasks) == 3 and len(plan.seen_tasks) == 2
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("arms.0.setting=both", "arms.0.setting"),
+        ("seeds=[]", "seeds"),
+        ("arms.zero_shot.sizes=[4]", "takes no sizes"),
+        ("arms.stl_proposed.start=f_x", "start 'f_x' is not a role"),
+        ("arms.stl_proposed.sizes=[4,lots]", "arms.stl_proposed.sizes: sample size 'lots'"),
+        ("arms.stl_proposed.encoding=def_pos9", "arms.stl_proposed.encoding: unknown encoding 'def_pos9'"),
+        ("training.learning_rat=0.1", "training.learning_rat: unknown key"),
+        ("training.num_epochs=-1", "training.num_epochs"),
+        ("models.base.name_or_pat=x", "models.base.name_or_pat: unknown key"),
+        ("models.base_prefinetuned.prefinetune.from=base_prefinetuned", "must name a model role given by a model spec"),
+        ("tasks.unseen.names=[task_nope]", "tasks.unseen.names: task_nope not in the split's list"),
+        ("executor.kind=slurm", "executor.kind"),
+        ("tracking=wandb", "tracking"),
+        ("nonsense", "expected dotted.key=value"),
+    ],
+)
+def test_bad_configs_fail_with_the_key_named(override: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=None) as raised:
+        plan_study(load_study_config(CONFIGS / "smoke.yaml", [override]))
+    assert message in str(raised.value)
+    assert "\n" not in str(raised.value)
+
+
+def test_overrides_are_yaml_scalars_and_paths_are_relative_to_the_cwd(sample_dir: Path, monkeypatch) -> None:
+    monkeypatch.chdir(sample_dir.parent)
+    config = load_study_config(
+        CONFIGS / "smoke.yaml",
+        ["collection=superni-sample", "seeds=[1, 2]", "keep_checkpoints=true", "arms.stl_proposed.sizes=4", "splits.n_test=5"],
+    )
+    assert Path(config.collection) == sample_dir.resolve()
+    assert config.seeds == [1, 2] and config.keep_checkpoints is True and config.splits.n_test == 5
+    assert config.arms[0].sizes == ["4"]
+    plan = plan_study(config)
+    assert {run.seed for run in plan.runs if run.kind == FINETUNE} == {1, 2}
+
+
+def test_plan_command_prints_the_issue_json_layout(sample_dir: Path) -> None:
+    command = [sys.executable, "-m", "quickstudy.cli", "study", "plan", str(CONFIGS / "smoke.yaml"), "--json"]
+    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    plan = json.loads(done.stdout)
+    assert set(plan) == {"runs", "counts"}
+    assert set(plan["runs"][0]) == {"id", "kind", "arm", "setting", "task", "size", "seed", "depends_on"}
+    assert plan["counts"]["total"] == len(plan["runs"]) == 22
+    failed = subprocess.run([*command[:-2], str(CONFIGS / "thesis.yaml")], capture_output=True, text=True)
+    assert failed.returncode != 0 and failed.stderr.count("\n") == 1 and "collection" in failed.stderr
