@@ -5,6 +5,10 @@ A collection is a folder with `tasks/*.json` and, optionally,
 (no `tasks/` subfolder, no splits) is accepted too: every task is then usable
 as both seen and unseen. Tasks are parsed lazily, one file at a time, so a
 3 GB collection is never held in memory at once.
+
+Every check reports through an `on_problem(where, message)` callback. The
+loader's default raises DataError on the first problem; `validate.py` passes
+one that collects them all, so both share the same rules.
 """
 
 from __future__ import annotations
@@ -14,12 +18,20 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from quickstudy.data.records import Example, Instance, Task
 from quickstudy.errors import DataError
 
 _TASK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+
+OnProblem = Callable[[str, str], None]
+"""Called with (where, message) for each problem found: where names the file (and field)."""
+
+
+def raise_problem(where: str, message: str) -> None:
+    """The loader's policy: stop at the first problem with a one-line DataError."""
+    raise DataError(f"{where}: {message}")
 
 
 @dataclass(frozen=True)
@@ -32,9 +44,14 @@ class SplitLists:
     excluded: tuple[str, ...]
 
 
+def is_plain_task_name(name: str) -> bool:
+    """True for a name usable as a file name: no folders, no traversal, no odd characters."""
+    return bool(_TASK_NAME.match(name)) and ".." not in name
+
+
 def checked_task_name(name: str, where: str) -> str:
     """The name itself, if it is a plain file name (no paths, no traversal)."""
-    if not _TASK_NAME.match(name) or ".." in name:
+    if not is_plain_task_name(name):
         raise DataError(f"{where}: task name {name!r} is not a plain file name")
     return name
 
@@ -67,7 +84,9 @@ class Collection:
         path = self.task_path(name)
         if not path.is_file():
             raise DataError(f"{path}: task {name!r} not found in collection")
-        return task_from_file(path)
+        task = task_from_file(path)
+        assert task is not None, "raise_problem stops before an unusable task is returned"
+        return task
 
     def tasks(self, names: list[str] | None = None) -> Iterator[Task]:
         for name in names if names is not None else self.task_names():
@@ -77,9 +96,10 @@ class Collection:
         splits = self.root / "splits"
         return sorted(p.name for p in splits.iterdir() if p.is_dir()) if splits.is_dir() else []
 
-    def split(self, name: str = "default") -> SplitLists:
+    def split(self, name: str = "default", on_problem: OnProblem = raise_problem) -> SplitLists:
         """The split's task lists. With no split folder at all, every task is
-        both seen and unseen. Every listed task must exist in the collection."""
+        both seen and unseen. Every listed seen or unseen task must exist in the
+        collection, and no task may be both."""
         folder = self.root / "splits" / name
         if not folder.is_dir():
             if not (self.root / "splits").is_dir():
@@ -89,44 +109,65 @@ class Collection:
         lists = {}
         for part in ("train", "test", "excluded"):
             path = folder / f"{part}_tasks.txt"
-            names = read_task_list(path) if path.is_file() else []
+            names = read_task_list(path, on_problem) if path.is_file() else []
             if part != "excluded":
                 for task_name in names:
                     if not self.has_task(task_name):
-                        raise DataError(f"{path}: task {task_name!r} is listed but missing from {self.tasks_dir}")
+                        on_problem(str(path), f"task {task_name!r} is listed but missing from {self.tasks_dir}")
             lists[part] = tuple(names)
+        for task_name in sorted(set(lists["train"]) & set(lists["test"])):
+            on_problem(str(folder), f"task {task_name!r} is listed as both seen (train) and unseen (test)")
         return SplitLists(name=name, **lists)
 
 
-def read_task_list(path: Path) -> list[str]:
+def read_task_list(path: Path, on_problem: OnProblem = raise_problem) -> list[str]:
     """Task names in a split file, one per line; blank lines and '#' comments skipped."""
     names = []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         line = line.strip()
-        if line and not line.startswith("#"):
-            names.append(checked_task_name(line, f"{path}:{number}"))
+        if not line or line.startswith("#"):
+            continue
+        if is_plain_task_name(line):
+            names.append(line)
+        else:
+            on_problem(f"{path}:{number}", f"task name {line!r} is not a plain file name")
     return names
 
 
-def task_from_file(path: Path) -> Task:
+def task_from_file(path: Path, on_problem: OnProblem = raise_problem) -> Task | None:
+    """Parse one task file. Returns None only when on_problem did not raise and
+    the file could not be parsed into a task at all."""
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        raw = json.loads(path.read_bytes())
+    except OSError as error:
+        on_problem(str(path), f"cannot be read ({error.strerror})")
+        return None
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise DataError(f"{path}: invalid JSON ({error})") from None
-    return task_from_json(raw, name=path.stem, where=str(path))
+        on_problem(str(path), f"invalid JSON ({error})")
+        return None
+    return task_from_json(raw, name=path.stem, where=str(path), on_problem=on_problem)
 
 
-def task_from_json(raw: Any, name: str, where: str) -> Task:
-    """Build a Task from a parsed task file, tolerating the collection's older layouts."""
+def task_from_json(raw: Any, name: str, where: str, on_problem: OnProblem = raise_problem) -> Task | None:
+    """Build a Task from a parsed task file, tolerating the collection's older layouts.
+
+    With a collecting on_problem, every field is still checked after a problem;
+    broken instances and examples are left out and None is returned when the
+    definition or the instance list is unusable."""
     if not isinstance(raw, dict):
-        raise DataError(f"{where}: top level must be a JSON object")
-    definition = _definition(raw, where)
-    instances = _instances(raw, name, where)
+        on_problem(where, "top level must be a JSON object")
+        return None
+    definition = _definition(raw, where, on_problem)
+    instances = _instances(raw, name, where, on_problem)
+    positive_examples = _examples(raw, "Positive Examples", where, on_problem)
+    negative_examples = _examples(raw, "Negative Examples", where, on_problem)
+    if definition is None or instances is None:
+        return None
     return Task(
         name=name,
         definition=definition,
-        positive_examples=_examples(raw, "Positive Examples", where),
-        negative_examples=_examples(raw, "Negative Examples", where),
+        positive_examples=positive_examples,
+        negative_examples=negative_examples,
         categories=_strings(raw.get("Categories")),
         domains=_strings(raw.get("Domains")),
         input_languages=_strings(raw.get("Input_language")),
@@ -137,40 +178,55 @@ def task_from_json(raw: Any, name: str, where: str) -> Task:
     )
 
 
-def _definition(raw: dict, where: str) -> str:
+def _definition(raw: dict, where: str, on_problem: OnProblem) -> str | None:
     if "Definition" not in raw:
-        raise DataError(f"{where}: field 'Definition' is missing")
+        on_problem(where, "field 'Definition' is missing")
+        return None
     value = raw["Definition"]
     if isinstance(value, list):
         value = value[0] if value else None
     if not isinstance(value, str):
-        raise DataError(f"{where}: field 'Definition' must be a string or a list of strings")
+        on_problem(where, "field 'Definition' must be a string or a non-empty list of strings")
+        return None
     return value
 
 
-def _instances(raw: dict, task_name: str, where: str) -> list[Instance]:
+def _instances(raw: dict, task_name: str, where: str, on_problem: OnProblem) -> list[Instance] | None:
     if "Instances" not in raw:
-        raise DataError(f"{where}: field 'Instances' is missing")
+        on_problem(where, "field 'Instances' is missing")
+        return None
     items = raw["Instances"]
     if not isinstance(items, list):
-        raise DataError(f"{where}: field 'Instances' must be a list")
+        on_problem(where, "field 'Instances' must be a list")
+        return None
+    # The hot loop of loading a 3 GB collection (8M instances): exact type checks,
+    # a fast path for the usual one-reference list, positional construction, and
+    # location strings built only when something is wrong.
     instances: list[Instance] = []
     seen_ids: set[str] = set()
     for index, item in enumerate(items):
-        at = f"{where}: Instances[{index}]"
-        if not isinstance(item, dict):
-            raise DataError(f"{at} must be an object")
-        if not isinstance(item.get("input"), str):
-            raise DataError(f"{at}: field 'input' is missing or not a string")
-        references = _references(item.get("output"))
+        if type(item) is not dict:
+            on_problem(f"{where}: Instances[{index}]", "must be an object")
+            continue
+        text = item.get("input")
+        if type(text) is not str:
+            on_problem(f"{where}: Instances[{index}]", "field 'input' is missing or not a string")
+            continue
+        output = item.get("output")
+        if type(output) is list and len(output) == 1 and type(output[0]) is str:
+            references: tuple[str, ...] = (output[0],)
+        else:
+            references = _references(output)
         if not references:
-            raise DataError(f"{at}: field 'output' has no reference")
+            on_problem(f"{where}: Instances[{index}]", "field 'output' has no reference")
+            continue
         instance_id = item.get("id")
         instance_id = f"{task_name}-{index}" if instance_id is None else str(instance_id)
         if instance_id in seen_ids:
-            raise DataError(f"{at}: duplicate instance id {instance_id!r}")
+            on_problem(f"{where}: Instances[{index}]", f"duplicate instance id {instance_id!r}")
+            continue
         seen_ids.add(instance_id)
-        instances.append(Instance(id=instance_id, input=item["input"], references=references))
+        instances.append(Instance(instance_id, text, references))
     return instances
 
 
@@ -182,19 +238,22 @@ def _references(value: Any) -> tuple[str, ...]:
     return ()
 
 
-def _examples(raw: dict, field: str, where: str) -> list[Example]:
+def _examples(raw: dict, field: str, where: str, on_problem: OnProblem) -> list[Example]:
     items = raw.get(field) or []
     if not isinstance(items, list):
-        raise DataError(f"{where}: field {field!r} must be a list")
+        on_problem(where, f"field {field!r} must be a list")
+        return []
     examples = []
     for index, item in enumerate(items):
         if not isinstance(item, dict) or not isinstance(item.get("input"), str):
-            raise DataError(f"{where}: {field}[{index}]: field 'input' is missing or not a string")
+            on_problem(f"{where}: {field}[{index}]", "field 'input' is missing or not a string")
+            continue
         output = item.get("output")
         if isinstance(output, list):
             output = output[0] if output else ""
         if not isinstance(output, str):
-            raise DataError(f"{where}: {field}[{index}]: field 'output' must be a string")
+            on_problem(f"{where}: {field}[{index}]", "field 'output' must be a string")
+            continue
         explanation = item.get("explanation")
         examples.append(Example(input=item["input"], output=output, explanation=explanation if isinstance(explanation, str) else ""))
     return examples

@@ -19,7 +19,7 @@ class Example:
     explanation: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Instance:
     """One labelled instance; `references` holds every acceptable output."""
 
