@@ -12,6 +12,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from quickstudy.errors import QuickstudyError
 
@@ -31,6 +32,60 @@ app.add_typer(study_app, name="study")
 
 
 # --- data commands (issue: foundation) --------------------------------------
+
+
+@data_app.command("validate")
+def data_validate(collection: Path = typer.Argument(..., help="Collection folder (tasks/ and splits/, or bare task files).")) -> None:
+    """Check every task file, instance and split file; print every problem, one per line."""
+    from quickstudy.data.validate import validate_collection
+    from quickstudy.errors import DataError
+
+    report = validate_collection(collection)
+    for problem in report.problems:
+        err_console.print(str(problem), markup=False, highlight=False, soft_wrap=True)
+    summary = f"{collection}: {report.tasks_checked} task files, splits {list(report.splits_checked)}"
+    if report.problems:
+        raise DataError(f"{summary}: {len(report.problems)} problem(s)")
+    console.print(f"{summary}: no problems", markup=False, highlight=False)
+
+
+@data_app.command("stats")
+def data_stats(
+    collection: Path = typer.Argument(..., help="Collection folder (tasks/ and splits/, or bare task files)."),
+    split: str = typer.Option("default", help="Split folder under splits/."),
+    sizes: str = typer.Option("100,200,1000,all", help="Per-task sample sizes: counts, percentages (6%) or 'all'."),
+    n_test: int = typer.Option(100, help="Test instances per unseen task (its first ones)."),
+    n_validation: int = typer.Option(10, help="Validation instances per unseen task (the next ones)."),
+    prefinetune_per_task: int = typer.Option(100, help="Pre-finetuning instances per seen task."),
+    seed: int = typer.Option(1, help="Sampling seed."),
+    manifest: Path | None = typer.Option(None, help="Also write the selected train instance ids here (JSON)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
+) -> None:
+    """Tasks per category, instance totals and per-size sample totals of the unseen tasks."""
+    import json
+
+    from quickstudy.data.collection import Collection
+    from quickstudy.data.sampling import parse_sizes, sample_manifest, write_manifest
+    from quickstudy.data.splits import SplitConfig, unseen_task_splits
+    from quickstudy.data.stats import collection_stats, stats_tables
+
+    tasks = Collection(collection)
+    config = SplitConfig(n_test=n_test, n_validation=n_validation)
+    size_list = parse_sizes(sizes)
+    result = collection_stats(tasks, split, size_list, config, prefinetune_per_task, seed)
+    if manifest is not None:
+        chosen = sample_manifest(unseen_task_splits(tasks, tasks.split(split), config), size_list, seed)
+        write_manifest(manifest, chosen)
+    if as_json:
+        typer.echo(json.dumps(result.to_json()))
+        return
+    for table in stats_tables(result, config, prefinetune_per_task):
+        console.print(table)
+    for label, totals in result.sizes.items():
+        if totals.capped_tasks:
+            console.print(f"size {label}: {len(totals.capped_tasks)} task(s) have fewer train instances and use all they have: {', '.join(totals.capped_tasks)}", markup=False, highlight=False)
+    if manifest is not None:
+        console.print(f"manifest written to {manifest}", markup=False, highlight=False)
 
 
 @data_app.command("synth")
@@ -162,7 +217,7 @@ def main() -> None:
     try:
         app(standalone_mode=False)
     except QuickstudyError as error:
-        err_console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
         sys.exit(error.exit_code)
     except KeyboardInterrupt:
         err_console.print("interrupted; finished work is kept, re-run the same command to resume")
