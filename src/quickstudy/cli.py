@@ -34,13 +34,22 @@ app.add_typer(study_app, name="study")
 # --- data commands (issue: foundation) --------------------------------------
 
 
+def _task_progress(verb: str):
+    """A transient progress line on stderr for commands that walk a whole collection."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    return Progress(SpinnerColumn(), TextColumn(f"{verb} {{task.completed}} tasks"), TimeElapsedColumn(), console=err_console, transient=True)
+
+
 @data_app.command("validate")
 def data_validate(collection: Path = typer.Argument(..., help="Collection folder (tasks/ and splits/, or bare task files).")) -> None:
     """Check every task file, instance and split file; print every problem, one per line."""
     from quickstudy.data.validate import validate_collection
     from quickstudy.errors import DataError
 
-    report = validate_collection(collection)
+    with _task_progress("validating") as bar:
+        counter = bar.add_task("validate", total=None)
+        report = validate_collection(collection, on_task=lambda _name: bar.advance(counter))
     for problem in report.problems:
         err_console.print(str(problem), markup=False, highlight=False, soft_wrap=True)
     summary = f"{collection}: {report.tasks_checked} task files, splits {list(report.splits_checked)}"
@@ -72,7 +81,9 @@ def data_stats(
     tasks = Collection(collection)
     config = SplitConfig(n_test=n_test, n_validation=n_validation)
     size_list = parse_sizes(sizes)
-    result = collection_stats(tasks, split, size_list, config, prefinetune_per_task, seed)
+    with _task_progress("counting") as bar:
+        counter = bar.add_task("stats", total=None)
+        result = collection_stats(tasks, split, size_list, config, prefinetune_per_task, seed, on_task=lambda _name: bar.advance(counter))
     if manifest is not None:
         chosen = sample_manifest(unseen_task_splits(tasks, tasks.split(split), config), size_list, seed)
         write_manifest(manifest, chosen)
