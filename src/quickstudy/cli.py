@@ -119,6 +119,34 @@ def data_synth(
 # --- prompts command (issue: encodings) --------------------------------------
 
 
+@app.command("prompts")
+def prompts_command(
+    collection: Path = typer.Argument(..., help="Collection folder (tasks/ and splits/, or bare task files)."),
+    task: list[str] = typer.Option(..., "--task", help="Task name; repeat for several, or 'all' for every task."),
+    encoding: str = typer.Option(..., "--encoding", help="Encoding preset: def, def_pos2, def_pos2_neg2, ..., none, input_only."),
+    tokenizer: str | None = typer.Option(None, "--tokenizer", help="Tokenizer for the budget: byt5, a Hugging Face hub id or a local path."),
+    max_source_length: int | None = typer.Option(None, "--max-source-length", min=1, help="Token budget (needs --tokenizer)."),
+    limit: int | None = typer.Option(None, "--limit", min=0, help="Only the first N instances of each task."),
+) -> None:
+    """Print each instance's prompt as JSON lines: {"task", "instance_id", "prompt"}."""
+    import json
+
+    from quickstudy.data.collection import Collection
+    from quickstudy.errors import PromptError
+    from quickstudy.prompts.encoding import encoding_by_name
+    from quickstudy.prompts.listing import prompt_records, selected_task_names
+    from quickstudy.prompts.tokenizers import tokenizer_by_name
+
+    chosen = encoding_by_name(encoding)
+    if max_source_length is not None and tokenizer is None:
+        raise PromptError("--max-source-length needs --tokenizer (byt5, a hub id or a local path) to count tokens")
+    tasks = Collection(collection)
+    names = selected_task_names(tasks, task)
+    loaded = tokenizer_by_name(tokenizer) if tokenizer is not None else None
+    for record in prompt_records(tasks, names, chosen, loaded, max_source_length, limit):
+        sys.stdout.write(json.dumps(record) + "\n")
+
+
 # --- evaluate command (issue: evaluation) ------------------------------------
 
 

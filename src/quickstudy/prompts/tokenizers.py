@@ -1,0 +1,100 @@
+"""Tokenizers by name, and the token counts the reference encoder's budget asks for.
+
+SuperNI's reference encoder re-tokenizes the whole candidate prompt for every
+demonstration it tries to add. `token_counter` returns an object that gives the
+same counts; for ByT5's byte tokenizer it adds up per-piece byte lengths instead,
+which is exact as long as no piece contains a special-token string (those are
+then counted by the tokenizer itself).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from quickstudy.errors import ModelError
+
+BYT5 = "byt5"
+
+
+def tokenizer_by_name(name: str, trust_remote_code: bool = False) -> Any:
+    """A Hugging Face tokenizer: `byt5` (built in memory, no files), a hub id or a local path."""
+    if name == BYT5:
+        from transformers import ByT5Tokenizer
+
+        return ByT5Tokenizer()
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(name, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError, KeyError, ImportError) as error:
+        where = "local folder" if os.path.isdir(name) else "hub id or path"
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ModelError(f"tokenizer {name!r} ({where}): cannot be loaded: {first_line}") from None
+
+
+class TokenCounter:
+    """Exact counts from the tokenizer itself: what the reference encoder computes."""
+
+    overhead = 0
+
+    def __init__(self, tokenizer: Any):
+        self.tokenizer = tokenizer
+
+    def count(self, text: str) -> int:
+        """Number of input ids for `text`, special tokens included, as the tokenizer returns them."""
+        return len(self.tokenizer(text)["input_ids"])
+
+    def piece_length(self, piece: str) -> int | None:
+        """Tokens `piece` adds to any prompt it is part of, or None when that is not fixed."""
+        return None
+
+    def cut(self, text: str, budget: int) -> str:
+        """The text of the first `budget` tokens, special tokens skipped (the reference's final cut)."""
+        ids = self.tokenizer(text)["input_ids"]
+        return self.tokenizer.decode(ids[:budget], skip_special_tokens=True)
+
+
+class ByteCounter(TokenCounter):
+    """ByT5: one token per UTF-8 byte plus one end-of-sequence token.
+
+    Counts add up over pieces as long as no piece holds a special-token string such
+    as `</s>` (matched whole, with surrounding spaces stripped); the prompt layout
+    puts white space at every boundary between pieces, and no special token of a
+    byte tokenizer contains white space, so no such string can span two pieces.
+    """
+
+    overhead = 1
+
+    def __init__(self, tokenizer: Any):
+        super().__init__(tokenizer)
+        self._specials = tuple(tokenizer.added_tokens_encoder)
+        self._first_chars = frozenset(token[0] for token in self._specials)
+
+    def _plain(self, text: str) -> bool:
+        if not any(char in text for char in self._first_chars):
+            return True
+        return not any(token in text for token in self._specials)
+
+    def piece_length(self, piece: str) -> int | None:
+        return len(piece.encode("utf-8")) if self._plain(piece) else None
+
+    def cut(self, text: str, budget: int) -> str:
+        if not self._plain(text):
+            return super().cut(text, budget)
+        # The first `budget` ids are all bytes (the eos comes last); a character split
+        # by the cut is dropped, as the tokenizer's own decode (errors="ignore") does.
+        return text.encode("utf-8")[:budget].decode("utf-8", errors="ignore")
+
+
+def token_counter(tokenizer: Any) -> TokenCounter:
+    """The fastest exact counter for `tokenizer`: byte arithmetic for a byte tokenizer
+    that behaves as one on a probe, else the tokenizer's own counts."""
+    from transformers import ByT5Tokenizer
+
+    if isinstance(tokenizer, ByT5Tokenizer) and all(" " not in token for token in tokenizer.added_tokens_encoder):
+        counter = ByteCounter(tokenizer)
+        probe = "Input: caf\u00e9 \u2014 na\u00efve.\n Output: "
+        if counter.count(probe) == counter.overhead + len(probe.encode("utf-8")):
+            return counter
+    return TokenCounter(tokenizer)
