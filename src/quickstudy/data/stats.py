@@ -111,37 +111,36 @@ def stats_tables(stats: CollectionStats, config: SplitConfig, prefinetune_per_ta
     """Rich tables in the layout of the thesis's Tables 4.1, 4.2 and 4.3."""
     order = stats.category_order()
 
-    per_category = Table(title=f"Table 4.1  Unseen tasks per category (split {stats.split!r})")
-    per_category.add_column("Category")
-    per_category.add_column("Tasks", justify="right")
+    tasks_table = Table(title=f"Table 4.1  Unseen tasks per category (split {stats.split!r})")
+    tasks_table.add_column("Category")
+    tasks_table.add_column("Tasks", justify="right")
     for category in order:
-        per_category.add_row(category, str(stats.categories[category]))
-    per_category.add_row("Total", str(stats.tasks), style="bold")
+        tasks_table.add_row(category, str(stats.categories[category]))
+    tasks_table.add_row("Total", str(stats.tasks), style="bold")
 
-    totals = Table(title="Table 4.2  Instances")
-    totals.add_column("Set")
-    totals.add_column("Instances", justify="right")
-    totals.add_row(f"Train (unseen tasks, after leakage removal: {stats.leaked_removed} removed)", f"{stats.instances['train']:,}")
-    totals.add_row(f"Validation (next {config.n_validation} per unseen task)", f"{stats.instances['validation']:,}")
-    totals.add_row(f"Test (first {config.n_test} per unseen task)", f"{stats.instances['test']:,}")
-    totals.add_row(
+    instances_table = Table(title="Table 4.2  Instances")
+    instances_table.add_column("Set")
+    instances_table.add_column("Instances", justify="right")
+    instances_table.add_row(f"Train (unseen tasks; {stats.leaked_removed} removed as leakage)", f"{stats.instances['train']:,}")
+    instances_table.add_row(f"Validation (next {config.n_validation} per unseen task)", f"{stats.instances['validation']:,}")
+    instances_table.add_row(f"Test (first {config.n_test} per unseen task)", f"{stats.instances['test']:,}")
+    instances_table.add_row(
         f"Pre-finetuning ({prefinetune_per_task} per seen task, {stats.seen_tasks} seen tasks)",
         f"{stats.instances['prefinetune']:,}",
     )
 
-    by_size = Table(title="Table 4.3  Selected train instances per size (% of all train)")
-    by_size.add_column("Category")
-    by_size.add_column("Train", justify="right")
+    def cell(instances: int, category: str | None = None) -> str:
+        return f"{instances:,} ({stats.percent_of_train(instances, category):.2f}%)"
+
+    sizes_table = Table(title="Table 4.3  Selected train instances per size (% of train)")
+    sizes_table.add_column("Category")
+    sizes_table.add_column("Train", justify="right")
     for label in stats.sizes:
-        by_size.add_column(label, justify="right")
+        sizes_table.add_column(label, justify="right")
     for category in order:
-        cells = [f"{totals_.per_category[category]:,} ({stats.percent_of_train(totals_.per_category[category], category):.2f}%)" for totals_ in stats.sizes.values()]
-        by_size.add_row(category, f"{stats.train_per_category[category]:,}", *cells)
-    by_size.add_row(
-        "All",
-        f"{stats.instances['train']:,}",
-        *[f"{t.instances:,} ({stats.percent_of_train(t.instances):.2f}%)" for t in stats.sizes.values()],
-        style="bold",
-    )
-    by_size.add_row("Tasks capped", "", *[str(len(t.capped_tasks)) for t in stats.sizes.values()], style="dim")
-    return [per_category, totals, by_size]
+        per_size = [cell(size.per_category[category], category) for size in stats.sizes.values()]
+        sizes_table.add_row(category, f"{stats.train_per_category[category]:,}", *per_size)
+    all_sizes = [cell(size.instances) for size in stats.sizes.values()]
+    sizes_table.add_row("All", f"{stats.instances['train']:,}", *all_sizes, style="bold")
+    sizes_table.add_row("Tasks capped", "", *[str(len(size.capped_tasks)) for size in stats.sizes.values()], style="dim")
+    return [tasks_table, instances_table, sizes_table]
