@@ -1,0 +1,1 @@
+"""Models: specs, loading and saving, tiny offline models, LoRA."""

@@ -1,0 +1,184 @@
+"""Load and save models: hub ids, local checkpoints, tiny factories, LoRA adapters.
+
+A checkpoint folder is a plain Hugging Face folder (config, safetensors,
+tokenizer) plus `quickstudy_model.json`; a LoRA checkpoint holds only the
+adapter and names its base model there, so it never duplicates the base weights.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import shutil
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from peft import PeftModel
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoModelForSeq2SeqLM,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+
+from quickstudy.errors import ModelError
+from quickstudy.models.lora import with_lora
+from quickstudy.models.spec import ModelSpec
+from quickstudy.models.tiny import is_tiny_name, tiny_model
+from quickstudy.prompts.tokenizers import BYT5, tokenizer_by_name
+
+MODEL_INFO = "quickstudy_model.json"
+
+
+@dataclass
+class LoadedModel:
+    """A model ready to train or generate with, its tokenizer, and how it was specified."""
+
+    model: PreTrainedModel | PeftModel
+    tokenizer: PreTrainedTokenizerBase
+    is_seq2seq: bool
+    spec: ModelSpec | None = None
+
+
+@dataclass
+class _Base:
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+    is_seq2seq: bool
+
+
+class BaseModelCache:
+    """Keeps the last few base models in memory (on CPU) so consecutive runs from
+    the same start skip the disk; each load gets its own deep copy of the weights."""
+
+    def __init__(self, max_entries: int = 1):
+        self.max_entries = max_entries
+        self._entries: OrderedDict[str, _Base] = OrderedDict()
+
+    def get_or_load(self, spec: ModelSpec) -> _Base:
+        key = _cache_key(spec)
+        if key not in self._entries:
+            if self.max_entries <= 0:
+                return _load_base(spec)
+            self._entries[key] = _load_base(spec)
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+        self._entries.move_to_end(key)
+        cached = self._entries[key]
+        return _Base(copy.deepcopy(cached.model), copy.deepcopy(cached.tokenizer), cached.is_seq2seq)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+DEFAULT_CACHE = BaseModelCache()
+
+
+def load_model(spec: ModelSpec, device: str | torch.device | None = None, cache: BaseModelCache = DEFAULT_CACHE) -> LoadedModel:
+    """The model `spec` names, in fp32, with fresh LoRA adapters if the spec asks for them."""
+    base = cache.get_or_load(spec.base())
+    model: PreTrainedModel | PeftModel = base.model
+    if spec.lora is not None:
+        model = with_lora(model, spec.lora, base.is_seq2seq)
+    if device is not None:
+        model = model.to(device)
+    return LoadedModel(model=model, tokenizer=base.tokenizer, is_seq2seq=base.is_seq2seq, spec=spec)
+
+
+def save_model(loaded: LoadedModel, directory: str | Path) -> Path:
+    """Write the model (safetensors) and tokenizer to `directory`, atomically.
+    A LoRA model writes only its adapter plus the spec of its base."""
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = directory.parent / f".{directory.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    is_adapter = isinstance(loaded.model, PeftModel)
+    loaded.model.save_pretrained(tmp, safe_serialization=True)
+    loaded.tokenizer.save_pretrained(tmp)
+    info: dict[str, Any] = {"is_seq2seq": loaded.is_seq2seq, "lora_adapter": is_adapter}
+    if is_adapter:
+        if loaded.spec is None:
+            raise ModelError(f"{directory}: cannot save a LoRA adapter without the spec of its base model")
+        info["base"] = loaded.spec.base().model_dump(mode="json")
+    (tmp / MODEL_INFO).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    replace_directory(tmp, directory)
+    return directory
+
+
+def replace_directory(source: Path, target: Path) -> None:
+    """Move the finished folder `source` to `target`, replacing any old `target`;
+    a reader sees either the old or the new folder, never a half-written one."""
+    old = target.parent / f".{target.name}.old-{os.getpid()}"
+    if target.exists():
+        os.replace(target, old)
+    os.replace(source, target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _cache_key(spec: ModelSpec) -> str:
+    """The spec plus, for a local folder, its files' modification times (a re-written
+    checkpoint must not be served from the cache)."""
+    stamp: list[tuple[str, int]] = []
+    for name in (spec.name_or_path, spec.tokenizer):
+        if name and Path(name).is_dir():
+            stamp += [(str(p), p.stat().st_mtime_ns) for p in sorted(Path(name).iterdir()) if p.is_file()]
+    return json.dumps([spec.model_dump(mode="json"), stamp])
+
+
+def _load_base(spec: ModelSpec) -> _Base:
+    name = spec.name_or_path
+    if is_tiny_name(name):
+        tokenizer = _load_tokenizer(spec.tokenizer or "byte", spec)
+        model = tiny_model(name, tokenizer, seed=spec.init_seed, overrides=spec.tiny_config)
+        return _Base(model, tokenizer, model.config.is_encoder_decoder)
+    info_path = Path(name) / MODEL_INFO
+    info = json.loads(info_path.read_text(encoding="utf-8")) if info_path.is_file() else {}
+    if info.get("lora_adapter"):
+        return _merged_adapter(spec, info)
+    try:
+        config = AutoConfig.from_pretrained(name, trust_remote_code=spec.trust_remote_code)
+    except (OSError, ValueError) as error:
+        raise ModelError(f"model {name!r}: cannot load its config ({_first_line(error)})") from None
+    is_seq2seq = _is_seq2seq(spec, config)
+    auto_class = AutoModelForSeq2SeqLM if is_seq2seq else AutoModelForCausalLM
+    try:
+        model = auto_class.from_pretrained(name, config=config, dtype=torch.float32, trust_remote_code=spec.trust_remote_code)
+    except (OSError, ValueError) as error:
+        raise ModelError(f"model {name!r}: cannot load its weights ({_first_line(error)})") from None
+    tokenizer = _load_tokenizer(spec.tokenizer or name, spec)
+    return _Base(model, tokenizer, is_seq2seq)
+
+
+def _merged_adapter(spec: ModelSpec, info: dict[str, Any]) -> _Base:
+    """A saved LoRA adapter loaded onto its base and merged into it, giving a plain model."""
+    try:
+        base_spec = ModelSpec.model_validate(info["base"])
+    except (KeyError, ValueError) as error:
+        raise ModelError(f"{Path(spec.name_or_path) / MODEL_INFO}: field 'base' is missing or invalid ({_first_line(error)})") from None
+    base = _load_base(base_spec)
+    try:
+        merged = PeftModel.from_pretrained(base.model, spec.name_or_path).merge_and_unload()
+    except (OSError, ValueError) as error:
+        raise ModelError(f"model {spec.name_or_path!r}: cannot load its LoRA adapter ({_first_line(error)})") from None
+    tokenizer = _load_tokenizer(spec.tokenizer or spec.name_or_path, spec)
+    return _Base(merged, tokenizer, base.is_seq2seq)
+
+
+def _is_seq2seq(spec: ModelSpec, config: Any) -> bool:
+    if spec.architecture != "auto":
+        return spec.architecture == "seq2seq"
+    return bool(getattr(config, "is_encoder_decoder", False))
+
+
+def _load_tokenizer(name: str, spec: ModelSpec) -> PreTrainedTokenizerBase:
+    return tokenizer_by_name(BYT5 if name == "byte" else name, trust_remote_code=spec.trust_remote_code)
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

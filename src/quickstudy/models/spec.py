@@ -1,0 +1,42 @@
+"""What model to train or evaluate, as validated config."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class LoraSpec(BaseModel):
+    """LoRA adapter settings; `target_modules=None` picks the architecture's default."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    r: int = Field(8, gt=0)
+    alpha: int = Field(16, gt=0)
+    dropout: float = Field(0.05, ge=0.0, lt=1.0)
+    target_modules: tuple[str, ...] | None = None
+
+
+class ModelSpec(BaseModel):
+    """A model to load: a hub id, a local checkpoint folder, or a tiny factory name.
+
+    `tokenizer` None means the model's own; for tiny models it may be `byte`
+    (ByT5's byte tokenizer, the default) or the folder of a saved tokenizer.
+    `init_seed` and `tiny_config` only matter for tiny models, whose weights
+    are built from a seeded config instead of loaded.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name_or_path: str = Field(min_length=1)
+    architecture: Literal["auto", "seq2seq", "causal"] = "auto"
+    tokenizer: str | None = None
+    trust_remote_code: bool = False
+    lora: LoraSpec | None = None
+    init_seed: int = 0
+    tiny_config: dict[str, Any] = Field(default_factory=dict)
+
+    def base(self) -> "ModelSpec":
+        """The same model without a LoRA adapter: what the load cache keys on."""
+        return self.model_copy(update={"lora": None})
