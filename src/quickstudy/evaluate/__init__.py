@@ -1,0 +1,1 @@
+"""Evaluation: generation, prediction files and SuperNI's official metrics."""

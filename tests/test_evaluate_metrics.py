@@ -1,0 +1,147 @@
+"""SuperNI metrics: the golden numbers, and equality with plain rouge-score."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+from rouge_score import rouge_scorer
+
+from quickstudy.data.collection import Collection
+from quickstudy.evaluate.metrics import (
+    RougeMetrics,
+    _Tokens,
+    lcs_length,
+    normalize_answer,
+    score_records,
+    superni_category_metric,
+    with_scores,
+)
+from quickstudy.evaluate.predictions import PredictionRecord, read_predictions
+
+TRICKY = [
+    "",
+    "   ",
+    "!!! ... ???",
+    "-",
+    "42",
+    "3.14159 and 2,718",
+    "(8, 9)",
+    "Café naïve résumé",
+    "日本語のテキスト",
+    "İstanbul ΣΊΣΥΦΟΣ straße",
+    "The the THE the",
+    "running runs ran runner easily fairly",
+    "generalizations conditional relational hopefully",
+    "a b c a b c a b c",
+    "Loose-Fish.owaugustGd",
+    "\tNo\n",
+    "don't won't it's",
+    "x" * 40,
+]
+
+
+@pytest.fixture(scope="module")
+def golden(golden_dir):
+    return read_predictions(golden_dir / "predictions.jsonl"), json.loads((golden_dir / "metrics.json").read_text())
+
+
+def test_golden_metrics_reproduced_overall_per_task_category_instance(golden):
+    records, expected = golden
+    ours = score_records(records).reference_layout()
+    assert ours["overall"] == expected["overall"]
+    assert ours["per_task"] == expected["per_task"]
+    assert ours["per_category"] == expected["per_category"]
+    assert ours["per_instance_exact_match"] == expected["per_instance_exact_match"]
+    assert ours["per_instance_rougeL"] == expected["per_instance_rougeL"]
+    assert len(ours["per_instance_rougeL"]) == 479
+
+
+def test_report_json_views(golden):
+    records, expected = golden
+    report = score_records(records).to_json()
+    assert report["n"] == 479
+    assert report["overall"]["rougeL"] == expected["overall"]["rougeL"]
+    assert report["per_category"]["Textual Entailment"]["n"] == 20
+    assert report["per_task"]["task039_qasc_find_overlapping_words"]["rouge1"] == 61.0
+    # SuperNI's own view: exact match for classification-like categories, ROUGE-L for generation.
+    view = report["superni_category_view"]
+    assert view["Textual Entailment"] == {"metric": "exact_match", "value": expected["per_category"]["exact_match_for_textual_entailment"]}
+    assert view["Title Generation"] == {"metric": "rougeL", "value": expected["per_category"]["rougeL_for_title_generation"]}
+    assert [row["id"] for row in report["per_instance"]] == [r.instance_id for r in records]
+
+
+def test_superni_category_metric_mapping():
+    assert superni_category_metric("Answerability Classification") == "exact_match"
+    assert superni_category_metric("answerability_classification") == "exact_match"
+    assert superni_category_metric("Data to Text") == "rougeL"
+    assert superni_category_metric("Program Execution") == "rougeL"  # not a test category
+    assert superni_category_metric("unknown") == "rougeL"
+
+
+def test_normalize_answer_keeps_articles_drops_ascii_punctuation():
+    assert normalize_answer("  The  Cat,\tsat!! ") == "the cat sat"
+    assert normalize_answer("a an the") == "a an the"
+    assert normalize_answer("“Quoted”…") == "“quoted”…"  # only string.punctuation is removed
+    assert normalize_answer("ORGANISMS!!") == normalize_answer("organisms")
+    assert normalize_answer("") == ""
+
+
+def _plain_rouge(prediction: str, reference: str) -> tuple[float, float]:
+    scores = rouge_scorer.RougeScorer(["rouge1", "rougeL"], use_stemmer=True).score(target=reference, prediction=prediction)
+    return scores["rouge1"].fmeasure, scores["rougeL"].fmeasure
+
+
+def test_fast_rouge_equals_rouge_score_on_tricky_strings():
+    metrics = RougeMetrics()
+    for prediction in TRICKY:
+        for reference in TRICKY:
+            ours = (metrics.rouge1(prediction, reference), metrics.rougeL(prediction, reference))
+            assert ours == _plain_rouge(prediction, reference), (prediction, reference)
+
+
+def test_fast_rouge_equals_rouge_score_on_real_texts(sample_dir, golden):
+    rng = random.Random(7)
+    texts = [r.prediction for r in golden[0]]
+    collection = Collection(sample_dir)
+    for name in collection.task_names()[::3]:
+        instances = collection.task(name).instances[:6]
+        texts += [i.references[0] for i in instances] + [i.input for i in instances[:2]]
+    metrics = RougeMetrics()
+    for _ in range(400):
+        prediction, reference = rng.choice(texts), rng.choice(texts)
+        ours = (metrics.rouge1(prediction, reference), metrics.rougeL(prediction, reference))
+        assert ours == _plain_rouge(prediction, reference)
+
+
+def test_bit_parallel_lcs_equals_dynamic_programming_table():
+    rng = random.Random(3)
+    for _ in range(300):
+        target = tuple(rng.choice("abcde") for _ in range(rng.randint(1, 150)))
+        candidate = [rng.choice("abcdef") for _ in range(rng.randint(0, 150))]
+        expected = rouge_scorer._lcs_table(list(target), candidate)[-1][-1]
+        assert lcs_length(_Tokens(target), candidate) == expected
+
+
+def test_instance_scores_take_the_best_reference():
+    metrics = RougeMetrics()
+    scores = metrics.instance_scores("The cat sat.", ["a dog", "the cat sat", "cat"])
+    assert scores.exact_match == 100.0 and scores.rouge1 == 100.0 and scores.rougeL == 100.0
+    partial = metrics.instance_scores("the cat", ["the cat sat on the mat", "dog"])
+    assert partial.exact_match == 0.0
+    assert partial.rougeL == pytest.approx(100 * 2 * (1.0 * 2 / 6) / (1.0 + 2 / 6))
+    with pytest.raises(ValueError):
+        metrics.instance_scores("x", [])
+
+
+def test_missing_categories_score_as_unknown_and_with_scores_fills_records():
+    records = [
+        PredictionRecord(task="t1", instance_id="1", input="", references=("Yes",), prediction="yes"),
+        PredictionRecord(task="t1", instance_id="2", input="", references=("No",), prediction="yes"),
+    ]
+    report = score_records(records)
+    assert list(report.per_category) == ["unknown"]
+    assert report.per_category["unknown"].exact_match == 50.0
+    scored = with_scores(records)
+    assert [r.scores.exact_match for r in scored] == [100.0, 0.0]
