@@ -150,6 +150,43 @@ def prompts_command(
 # --- evaluate command (issue: evaluation) ------------------------------------
 
 
+@app.command("evaluate")
+def evaluate_command(
+    predictions: str = typer.Argument(..., help="Predictions file (JSON lines, SuperNI reference layout)."),
+    collection: str = typer.Option(None, "--collection", help="Task collection to take categories from when lines lack 'Categories'."),
+    as_json: bool = typer.Option(False, "--json", help="Print the scores as JSON instead of a table."),
+    out: str = typer.Option(None, "--out", help="Also write the full scores (with per-instance) to this JSON file."),
+) -> None:
+    """Score predictions with SuperNI's official metrics (exact match, ROUGE-1, ROUGE-L)."""
+    import json
+
+    from rich.table import Table
+
+    from quickstudy.data.collection import Collection
+    from quickstudy.evaluate.metrics import score_records
+    from quickstudy.evaluate.predictions import read_predictions, with_task_categories, write_text_atomic
+
+    records = read_predictions(predictions)
+    records = with_task_categories(records, Collection(collection) if collection else None)
+    report = score_records(records)
+    if out:
+        write_text_atomic(out, json.dumps(report.to_json(), indent=2, ensure_ascii=False) + "\n")
+    if as_json:
+        print(json.dumps(report.to_json(per_instance=False), indent=2, ensure_ascii=False))
+        return
+    table = Table(title=f"{predictions}: {report.n} predictions, {len(report.per_task)} tasks")
+    for column in ("category", "n", "exact match", "ROUGE-1", "ROUGE-L", "SuperNI view"):
+        table.add_column(column, justify="left" if column == "category" else "right")
+    for name, scores in sorted(report.per_category.items()):
+        view = report.superni_category_view[name]
+        label = "EM" if view.metric == "exact_match" else "RL"
+        table.add_row(name, str(scores.n), f"{scores.exact_match:.2f}", f"{scores.rouge1:.2f}", f"{scores.rougeL:.2f}", f"{label} {view.value:.2f}")
+    overall = report.overall
+    table.add_section()
+    table.add_row("overall", str(overall.n), f"{overall.exact_match:.2f}", f"{overall.rouge1:.2f}", f"{overall.rougeL:.2f}", "", style="bold")
+    console.print(table)
+
+
 # --- train command (issue: fine-tuning engine) -------------------------------
 
 
