@@ -190,6 +190,23 @@ def evaluate_command(
 # --- train command (issue: fine-tuning engine) -------------------------------
 
 
+@app.command("train")
+def train_command(
+    config: Path = typer.Argument(..., help="YAML: stage, model, data, encoding, train hyper-parameters, output_dir."),
+    set_values: list[str] = typer.Option([], "--set", help="Override a config key: --set train.learning_rate=1e-4 (repeatable)."),
+) -> None:
+    """Run one training stage (prefinetune or finetune) from a small YAML config; resumes if interrupted."""
+    from quickstudy.train.stages import load_train_run_config, run_train_config
+
+    run = load_train_run_config(config, set_values)
+    result = run_train_config(run)
+    loss = "-" if result.final_loss is None else f"{result.final_loss:.4f}"
+    console.print(
+        f"{run.stage}: {result.steps} steps on {result.examples} examples, final loss {loss}, "
+        f"{result.tokens_per_second:,.0f} tokens/s; model in {result.model_dir}"
+    )
+
+
 # --- study commands (issue: studies) -----------------------------------------
 
 _SET_HELP = "Override a config key before validation: dotted.key=value (value parsed as YAML). Repeatable."

@@ -1,0 +1,1 @@
+"""Training: config, the loop, length-grouped batching and the two study stages."""

@@ -1,0 +1,59 @@
+"""Training hyper-parameters; defaults follow SuperNI's Tk-Instruct recipe."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from quickstudy.errors import ConfigError
+
+
+class TrainConfig(BaseModel):
+    """Hyper-parameters of one training run (reference: lr 5e-5 constant, 2 epochs,
+    max source 1024 tokens, max target 128, bf16 on GPU)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    learning_rate: float = Field(5e-5, gt=0)
+    lr_scheduler: Literal["constant", "linear", "cosine"] = "constant"
+    warmup_steps: int = Field(0, ge=0)
+    num_epochs: float = Field(2.0, gt=0)
+    max_steps: int | None = Field(None, gt=0, description="overrides num_epochs when set")
+    max_source_length: int = Field(1024, gt=0)
+    max_target_length: int = Field(128, gt=0)
+    batch_size: int = Field(8, gt=0, description="examples per device per micro-batch")
+    gradient_accumulation_steps: int = Field(1, gt=0)
+    optimizer: Literal["adamw", "adafactor"] = "adamw"
+    weight_decay: float = Field(0.0, ge=0)
+    max_grad_norm: float | None = Field(1.0, gt=0)
+    seed: int = 42
+    precision: Literal["auto", "bf16", "fp32"] = "auto"
+    gradient_checkpointing: bool = False
+    checkpoint_every_steps: int | None = Field(500, gt=0, description="None: no step checkpoints")
+    log_every_steps: int = Field(10, gt=0)
+    tensorboard: bool = False
+    progress_bar: bool = True
+
+    def mixed_precision(self) -> Literal["bf16", "no"]:
+        """accelerate's mixed-precision mode: bf16 on a GPU for `auto`, never fp16
+        (T5 overflows in fp16), full fp32 on CPU."""
+        if self.precision == "auto":
+            return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
+        return "bf16" if self.precision == "bf16" else "no"
+
+
+def train_config_from_dict(raw: dict[str, Any], where: str) -> TrainConfig:
+    """A TrainConfig from parsed YAML/JSON; a bad value raises ConfigError naming the key."""
+    try:
+        return TrainConfig.model_validate(raw)
+    except ValidationError as error:
+        raise ConfigError(first_validation_problem(error, where)) from None
+
+
+def first_validation_problem(error: ValidationError, where: str) -> str:
+    """One line naming the first bad key of a pydantic error, e.g. `cfg.yaml: train.lr: extra inputs...`."""
+    problem = error.errors()[0]
+    key = ".".join(str(part) for part in problem["loc"]) or "(top level)"
+    return f"{where}: {key}: {problem['msg']}"

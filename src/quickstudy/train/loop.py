@@ -1,0 +1,279 @@
+"""The training loop: one plain function over accelerate.
+
+accelerate places the model, runs bf16 mixed precision on GPUs and, under
+`accelerate launch` (optionally with a DeepSpeed config), data-parallel training
+on several GPUs, with no change here. Step checkpoints hold model, optimizer,
+scheduler and RNG states plus the position in the data; a killed run re-run with
+the same arguments resumes from the last one and ends with the same weights.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import shutil
+import time
+from array import array
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import is_tensorboard_available, set_seed
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from transformers import get_scheduler
+from transformers.optimization import Adafactor
+
+from quickstudy.errors import ConfigError
+from quickstudy.models.loading import LoadedModel, replace_directory, save_model
+from quickstudy.models.spec import ModelSpec
+from quickstudy.train.batching import collate, example_length, length_grouped_batches, shard_batches
+from quickstudy.train.config import TrainConfig
+
+if TYPE_CHECKING:
+    from quickstudy.prompts.features import EncodedExample
+
+MODEL_DIR = "model"
+CHECKPOINTS_DIR = "checkpoints"
+LOG_FILE = "train_log.jsonl"
+RESULT_FILE = "train_result.json"
+CONFIG_FILE = "train_config.json"
+STATE_FILE = "quickstudy_state.json"
+
+# Settings that change how a run is watched, not its weights: a resumed run may change them.
+_OBSERVATION_ONLY = {"checkpoint_every_steps", "log_every_steps", "tensorboard", "progress_bar"}
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a finished run produced; also written to `<out_dir>/train_result.json`."""
+
+    model_dir: str
+    log_path: str
+    steps: int
+    examples: int
+    final_loss: float | None
+    train_tokens: int
+    tokens_per_second: float
+    wall_seconds: float
+    resumed_from_step: int | None
+    fingerprint: str
+
+
+def train_model(loaded: LoadedModel, encoded: Sequence[EncodedExample], config: TrainConfig, out_dir: str | Path) -> TrainResult:
+    """Train `loaded.model` in place on `encoded`, save it to `<out_dir>/model` and
+    return the run's summary. Resumes from `<out_dir>/checkpoints` when a checkpoint
+    of the same run (same model, data and hyper-parameters) is there."""
+    out_dir = Path(out_dir)
+    if not encoded:
+        raise ConfigError(f"{out_dir}: no training examples were selected")
+    if config.tensorboard and not is_tensorboard_available():
+        raise ConfigError("train.tensorboard: TensorBoard is not installed (pip install 'quickstudy[tensorboard]')")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fingerprint = run_fingerprint(loaded.spec, encoded, config)
+    accelerator = Accelerator(
+        mixed_precision=config.mixed_precision(),
+        gradient_accumulation_steps=config.gradient_accumulation_steps,
+        log_with="tensorboard" if config.tensorboard else None,
+        project_dir=str(out_dir),
+    )
+    set_seed(config.seed)
+    if accelerator.is_main_process:
+        _write_json(out_dir / CONFIG_FILE, {"train": config.model_dump(mode="json"), "model": _spec_json(loaded), "fingerprint": fingerprint})
+
+    model = loaded.model
+    if config.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.config.use_cache = False
+    lengths = [example_length(e) for e in encoded]
+    world, rank = accelerator.num_processes, accelerator.process_index
+    micro_per_epoch = len(shard_batches(length_grouped_batches(lengths, config.batch_size, config.seed, 0), rank, world))
+    total_steps = config.max_steps or max(1, math.ceil(config.num_epochs * micro_per_epoch / config.gradient_accumulation_steps))
+    optimizer = build_optimizer(model, config)
+    # accelerate steps a prepared scheduler once per process, hence the factor `world`.
+    scheduler_name = "constant_with_warmup" if config.lr_scheduler == "constant" and config.warmup_steps else config.lr_scheduler
+    scheduler = get_scheduler(scheduler_name, optimizer, num_warmup_steps=config.warmup_steps * world, num_training_steps=total_steps * world)
+    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+
+    log_path = out_dir / LOG_FILE
+    start_step, micro_done = 0, 0
+    checkpoint = latest_checkpoint(out_dir)
+    if checkpoint is not None:
+        state = json.loads((checkpoint / STATE_FILE).read_text(encoding="utf-8"))
+        if state["fingerprint"] != fingerprint:
+            raise ConfigError(f"{checkpoint}: checkpoint of a different run (model, data or hyper-parameters changed); use another output dir or delete {out_dir}")
+        accelerator.load_state(str(checkpoint))
+        start_step, micro_done = state["step"], state["micro_batches"]
+        if accelerator.is_main_process:
+            _truncate_log(log_path, start_step)
+    elif accelerator.is_main_process:
+        log_path.unlink(missing_ok=True)
+    if config.tensorboard:
+        accelerator.init_trackers("tensorboard")
+
+    model.train()
+    pad_id = loaded.tokenizer.pad_token_id
+    step, micro, epoch = start_step, 0, 0
+    run_tokens, window_tokens, window_losses = 0, 0, []
+    last_loss: float | None = None
+    started = window_started = time.perf_counter()
+    progress = _progress_bar(disable=not (config.progress_bar and accelerator.is_main_process))
+    with progress:
+        bar = progress.add_task("training", total=total_steps, completed=start_step, loss="-", speed="-")
+        while step < total_steps:
+            for indices in shard_batches(length_grouped_batches(lengths, config.batch_size, config.seed, epoch), rank, world):
+                if micro < micro_done:  # done before the checkpoint we resumed from
+                    micro += 1
+                    continue
+                batch = collate([encoded[i] for i in indices], pad_id, loaded.is_seq2seq)
+                tokens = int(batch["attention_mask"].sum() + (batch["labels"] != -100).sum())
+                with accelerator.accumulate(model):
+                    loss = model(**{k: v.to(accelerator.device) for k, v in batch.items()}).loss
+                    accelerator.backward(loss)
+                    if accelerator.sync_gradients and config.max_grad_norm:
+                        accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+                    optimizer.step()
+                    scheduler.step()
+                    optimizer.zero_grad()
+                micro += 1
+                run_tokens += tokens
+                window_tokens += tokens
+                window_losses.append(loss.detach())
+                if not accelerator.sync_gradients:
+                    continue
+                step += 1
+                if step % config.log_every_steps == 0 or step == total_steps:
+                    now = time.perf_counter()
+                    last_loss = float(torch.stack(window_losses).float().mean())
+                    speed = window_tokens * world / max(now - window_started, 1e-9)
+                    record = {"step": step, "epoch": round(micro / micro_per_epoch, 4), "loss": round(last_loss, 6),
+                              "lr": scheduler.get_last_lr()[0], "tokens_per_second": round(speed, 1),
+                              "elapsed_seconds": round(now - started, 3)}  # fmt: skip
+                    if accelerator.is_main_process:
+                        _append_jsonl(log_path, record)
+                    if config.tensorboard:
+                        accelerator.log({"loss": last_loss, "lr": record["lr"], "tokens_per_second": speed}, step=step)
+                    progress.update(bar, loss=f"{last_loss:.4f}", speed=f"{speed:,.0f}")
+                    window_tokens, window_losses, window_started = 0, [], now
+                progress.update(bar, completed=step)
+                if config.checkpoint_every_steps and step % config.checkpoint_every_steps == 0 and step < total_steps:
+                    save_checkpoint(accelerator, out_dir, step, micro, fingerprint)
+                if step >= total_steps:
+                    break
+            epoch += 1
+
+    wall = time.perf_counter() - started
+    accelerator.wait_for_everyone()
+    total_tokens = int(accelerator.reduce(torch.tensor(run_tokens, device=accelerator.device), reduction="sum"))
+    result = TrainResult(
+        model_dir=str(out_dir / MODEL_DIR), log_path=str(log_path), steps=step, examples=len(encoded),
+        final_loss=last_loss, train_tokens=total_tokens, tokens_per_second=total_tokens / max(wall, 1e-9),
+        wall_seconds=wall, resumed_from_step=start_step if checkpoint is not None else None, fingerprint=fingerprint,
+    )  # fmt: skip
+    trained = accelerator.unwrap_model(model)
+    if accelerator.is_main_process:
+        save_model(LoadedModel(trained, loaded.tokenizer, loaded.is_seq2seq, loaded.spec), out_dir / MODEL_DIR)
+        _write_json(out_dir / RESULT_FILE, asdict(result))
+        shutil.rmtree(out_dir / CHECKPOINTS_DIR, ignore_errors=True)
+    if config.tensorboard:
+        accelerator.end_training()
+    accelerator.wait_for_everyone()
+    loaded.model = trained
+    return result
+
+
+def completed_result(out_dir: str | Path) -> TrainResult | None:
+    """The summary of a run that already finished in `out_dir`, else None."""
+    path = Path(out_dir) / RESULT_FILE
+    if not path.is_file() or not (Path(out_dir) / MODEL_DIR).is_dir():
+        return None
+    return TrainResult(**json.loads(path.read_text(encoding="utf-8")))
+
+
+def build_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW or Adafactor over the trainable parameters; biases and norms get no weight decay."""
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    groups = [
+        {"params": [p for p in trainable if p.ndim >= 2], "weight_decay": config.weight_decay},
+        {"params": [p for p in trainable if p.ndim < 2], "weight_decay": 0.0},
+    ]
+    groups = [g for g in groups if g["params"]]
+    if config.optimizer == "adafactor":
+        return Adafactor(groups, lr=config.learning_rate, scale_parameter=False, relative_step=False, warmup_init=False)
+    return torch.optim.AdamW(groups, lr=config.learning_rate)
+
+
+def save_checkpoint(accelerator: Accelerator, out_dir: Path, step: int, micro_batches: int, fingerprint: str) -> Path:
+    """Write `<out_dir>/checkpoints/step-N` atomically (temp folder, then rename) and
+    drop older checkpoints; every process must call this."""
+    folder = out_dir / CHECKPOINTS_DIR
+    final, tmp = folder / f"step-{step:08d}", folder / f".step-{step:08d}.tmp"
+    if accelerator.is_main_process:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(tmp))
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        _write_json(tmp / STATE_FILE, {"step": step, "micro_batches": micro_batches, "fingerprint": fingerprint})
+        replace_directory(tmp, final)
+        for old in folder.glob("step-*"):
+            if old != final:
+                shutil.rmtree(old, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    return final
+
+
+def latest_checkpoint(out_dir: Path) -> Path | None:
+    """The newest complete step checkpoint in `out_dir`, if any."""
+    found = sorted(p for p in (out_dir / CHECKPOINTS_DIR).glob("step-*") if (p / STATE_FILE).is_file())
+    return found[-1] if found else None
+
+
+def run_fingerprint(spec: ModelSpec | None, encoded: Sequence[EncodedExample], config: TrainConfig) -> str:
+    """A hash of what determines the trained weights: model spec, hyper-parameters, token ids."""
+    digest = hashlib.sha256()
+    settings = config.model_dump(mode="json", exclude=_OBSERVATION_ONLY)
+    spec_json = spec.model_dump(mode="json") if spec is not None else None
+    digest.update(json.dumps([spec_json, settings], sort_keys=True).encode())
+    for example in encoded:
+        digest.update(array("q", [len(example.input_ids), len(example.labels)]).tobytes())
+        digest.update(array("q", example.input_ids).tobytes())
+        digest.update(array("q", example.labels).tobytes())
+    return digest.hexdigest()[:16]
+
+
+def _spec_json(loaded: LoadedModel) -> Any:
+    return loaded.spec.model_dump(mode="json") if loaded.spec is not None else None
+
+
+def _progress_bar(disable: bool) -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[speed]} tok/s"), TimeRemainingColumn(),
+        disable=disable,
+    )  # fmt: skip
+
+
+def _write_json(path: Path, value: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(value, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _append_jsonl(path: Path, record: dict[str, Any]) -> None:
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write(json.dumps(record) + "\n")
+
+
+def _truncate_log(path: Path, last_step: int) -> None:
+    """Drop log lines written after the checkpoint a run resumes from (they will be redone)."""
+    if not path.is_file():
+        return
+    kept = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip() and json.loads(line)["step"] <= last_step]
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+    os.replace(tmp, path)

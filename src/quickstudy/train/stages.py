@@ -1,0 +1,227 @@
+"""The study's two training stages, and one stage run from a small YAML file.
+
+`prefinetune`: N instances of each seen task, with an encoding (instructions to
+build an instruction-tuned model, `input_only` for the no-instruction f_M1).
+`finetune`: selected downstream instances of one task (STL) or of all tasks
+mixed (MTL). Both encode once (through the token cache when given a cache
+folder), train with `train_model` and leave `<out_dir>/model` plus a log.
+A finished output folder is not trained again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Sequence
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from quickstudy.data.collection import Collection
+from quickstudy.data.records import Instance, Task
+from quickstudy.data.sampling import nested_samples, parse_size, prefinetune_instances, read_manifest, select_instances
+from quickstudy.data.splits import SplitConfig, task_split
+from quickstudy.errors import ConfigError
+from quickstudy.models.loading import LoadedModel, load_model
+from quickstudy.models.spec import ModelSpec
+from quickstudy.prompts.cache import cached_encoded_examples
+from quickstudy.prompts.encoding import Encoding, resolve_encoding
+from quickstudy.prompts.features import EncodedExample, TextExample, encode_examples, text_examples
+from quickstudy.train.config import TrainConfig, first_validation_problem
+from quickstudy.train.loop import TrainResult, completed_result, run_fingerprint, train_model
+
+
+@dataclass(frozen=True)
+class TaskSelection:
+    """The instances of one task a stage trains on."""
+
+    task: Task
+    instances: list[Instance]
+
+
+def prefinetune(
+    collection: Collection,
+    seen_tasks: Sequence[str],
+    n_per_task: int,
+    encoding: Encoding | str,
+    model: ModelSpec,
+    config: TrainConfig,
+    out_dir: str | Path,
+    seed: int = 1,
+    cache_dir: str | Path | None = None,
+) -> TrainResult:
+    """Train `model` on `n_per_task` seeded instances of each seen task, mixed."""
+    selections = [TaskSelection(task, prefinetune_instances(task, n_per_task, seed)) for task in collection.tasks(list(seen_tasks))]
+    return _train_stage(model, selections, resolve_encoding(encoding), config, Path(out_dir), seed, cache_dir)
+
+
+def finetune(
+    model: ModelSpec | str | Path,
+    selections: Sequence[TaskSelection],
+    encoding: Encoding | str,
+    config: TrainConfig,
+    out_dir: str | Path,
+    seed: int = 1,
+    cache_dir: str | Path | None = None,
+) -> TrainResult:
+    """Train a model (spec, hub id or checkpoint folder) on the selected instances:
+    one selection for STL, one per task (mixed in every batch order) for MTL."""
+    spec = model if isinstance(model, ModelSpec) else ModelSpec(name_or_path=str(model))
+    return _train_stage(spec, list(selections), resolve_encoding(encoding), config, Path(out_dir), seed, cache_dir)
+
+
+def downstream_selections(
+    collection: Collection,
+    task_names: Sequence[str],
+    size: str,
+    seed: int = 1,
+    split_config: SplitConfig = SplitConfig(),
+    manifest: str | Path | None = None,
+) -> list[TaskSelection]:
+    """Each task's nested sample of `size` from its leakage-free train pool, or the
+    ids a sampling manifest lists for that task and size."""
+    chosen = read_manifest(manifest) if manifest is not None else None
+    selections = []
+    for task in collection.tasks(list(task_names)):
+        split = task_split(task, split_config)
+        if chosen is not None:
+            instances = select_instances(split.train, chosen.ids(task.name, size), f"{manifest}: tasks.{task.name}.{size}")
+        else:
+            instances = nested_samples(split, [parse_size(size)], seed)[parse_size(size).label]
+        selections.append(TaskSelection(task, instances))
+    return selections
+
+
+def training_texts(selections: Sequence[TaskSelection], encoding: Encoding, loaded: LoadedModel, config: TrainConfig, seed: int) -> list[TextExample]:
+    """The prompt/target texts a stage trains on, task by task (the batches mix them)."""
+    return [
+        example
+        for selection in selections
+        for example in text_examples(selection.task, selection.instances, encoding, loaded.tokenizer, config.max_source_length, seed)
+    ]
+
+
+def training_features(
+    selections: Sequence[TaskSelection],
+    encoding: Encoding,
+    loaded: LoadedModel,
+    config: TrainConfig,
+    seed: int,
+    cache_dir: str | Path | None = None,
+) -> list[EncodedExample]:
+    """Token ids for the selections, read from the token cache when `cache_dir` is given."""
+    lengths = (config.max_source_length, config.max_target_length)
+    decoder_only = not loaded.is_seq2seq
+    if cache_dir is None:
+        texts = training_texts(selections, encoding, loaded, config, seed)
+        return encode_examples(texts, loaded.tokenizer, *lengths, decoder_only=decoder_only)
+    return [
+        example
+        for s in selections
+        for example in cached_encoded_examples(cache_dir, s.task, s.instances, encoding, loaded.tokenizer, *lengths, decoder_only, seed)
+    ]
+
+
+def _train_stage(
+    spec: ModelSpec,
+    selections: list[TaskSelection],
+    encoding: Encoding,
+    config: TrainConfig,
+    out_dir: Path,
+    seed: int,
+    cache_dir: str | Path | None,
+) -> TrainResult:
+    loaded = load_model(spec)
+    encoded = training_features([s for s in selections if s.instances], encoding, loaded, config, seed, cache_dir)
+    done = completed_result(out_dir)
+    if done is not None:
+        if done.fingerprint != run_fingerprint(spec, encoded, config):
+            raise ConfigError(f"{out_dir}: holds a finished run of a different model, data or config; use another output dir")
+        return done
+    return train_model(loaded, encoded, config, out_dir)
+
+
+# --- one stage from a YAML file: `quickstudy train CONFIG.yaml --set key=value` ---
+
+
+class DataSection(BaseModel):
+    """Which instances to train on. `finetune`: `tasks` (one task = STL, several = MTL)
+    sampled at `size` from each task's train pool, or the ids in `manifest`.
+    `prefinetune`: `n_per_task` instances of `tasks`, by default the split's seen tasks."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    collection: str
+    tasks: list[str] | None = None
+    split: str = "default"
+    size: str = "all"
+    n_per_task: int = Field(100, gt=0)
+    manifest: str | None = None
+    n_test: int = Field(100, ge=0)
+    n_validation: int = Field(10, ge=0)
+    seed: int = 1
+
+
+class TrainRunConfig(BaseModel):
+    """A `quickstudy train` config: stage, model, data, encoding, hyper-parameters, output."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    stage: Literal["prefinetune", "finetune"]
+    model: ModelSpec
+    data: DataSection
+    encoding: str | dict[str, Any] = "def_pos2"
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    output_dir: str
+    cache_dir: str | None = None
+
+
+def load_train_run_config(path: str | Path, overrides: Sequence[str] = ()) -> TrainRunConfig:
+    """The validated config in `path` with `dotted.key=value` overrides applied."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read ({error.strerror})") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: invalid YAML ({str(error).splitlines()[0]})") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: top level must be a mapping of keys")
+    for override in overrides:
+        apply_override(raw, override)
+    try:
+        return TrainRunConfig.model_validate(raw)
+    except ValidationError as error:
+        raise ConfigError(first_validation_problem(error, str(path))) from None
+
+
+def apply_override(raw: dict[str, Any], override: str) -> None:
+    """Set `a.b.c=value` in the nested mapping; the value is parsed as YAML (`1e-4`, `true`, `[q, v]`)."""
+    key, sep, text = override.partition("=")
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"--set {override!r}: expected dotted.key=value")
+    *parents, leaf = key.split(".")
+    node = raw
+    for part in parents:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"--set {override!r}: {part!r} is not a section")
+        node = child
+    try:
+        node[leaf] = yaml.safe_load(text)
+    except yaml.YAMLError:
+        raise ConfigError(f"--set {override!r}: value is not valid YAML") from None
+
+
+def run_train_config(run: TrainRunConfig) -> TrainResult:
+    """Run the one stage a `quickstudy train` config describes."""
+    collection = Collection(run.data.collection)
+    encoding = resolve_encoding(run.encoding)
+    if run.stage == "prefinetune":
+        tasks = run.data.tasks if run.data.tasks is not None else list(collection.split(run.data.split).train)
+        return prefinetune(collection, tasks, run.data.n_per_task, encoding, run.model, run.train, run.output_dir, run.data.seed, run.cache_dir)
+    if not run.data.tasks:
+        raise ConfigError("data.tasks: list the task(s) to fine-tune on (one task = STL, several = MTL)")
+    split_config = SplitConfig(n_test=run.data.n_test, n_validation=run.data.n_validation)
+    selections = downstream_selections(collection, run.data.tasks, run.data.size, run.data.seed, split_config, run.data.manifest)
+    return finetune(run.model, selections, encoding, run.train, run.output_dir, run.data.seed, run.cache_dir)

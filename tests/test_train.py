@@ -1,0 +1,111 @@
+"""Training on a real sample task with tiny models: loss falls, LoRA, STL/MTL data, save/reload."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from quickstudy.data.collection import Collection
+from quickstudy.data.splits import task_split
+from quickstudy.models.loading import load_model
+from quickstudy.models.spec import LoraSpec, ModelSpec
+from quickstudy.prompts.encoding import encoding_by_name
+from quickstudy.train.batching import collate
+from quickstudy.train.config import TrainConfig
+from quickstudy.train.stages import TaskSelection, downstream_selections, finetune, training_features, training_texts
+
+TASK = "task1152_bard_analogical_reasoning_causation"
+MTL_TASKS = [TASK, "task1622_disfl_qa_text_modication", "task391_causal_relationship"]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def collection(sample_dir) -> Collection:
+    return Collection(sample_dir)
+
+
+def _quick(**changes) -> TrainConfig:
+    settings = dict(learning_rate=2e-3, max_steps=24, batch_size=8, max_source_length=192, max_target_length=16,
+                    log_every_steps=4, checkpoint_every_steps=None, progress_bar=False, seed=3)  # fmt: skip
+    return TrainConfig(**{**settings, **changes})
+
+
+def _logged_losses(out_dir) -> list[float]:
+    return [json.loads(line)["loss"] for line in (out_dir / "train_log.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.parametrize("name", ["tiny-t5", "tiny-llama"])
+def test_tiny_model_learns_a_real_task_and_its_checkpoint_reloads_and_generates(name, collection, tmp_path):
+    selections = downstream_selections(collection, [TASK], "all")
+    result = finetune(ModelSpec(name_or_path=name), selections, "def_pos2", _quick(), tmp_path / "run")
+
+    losses = _logged_losses(tmp_path / "run")
+    assert result.steps == 24 and len(losses) == 6
+    assert losses[-1] < 0.6 * losses[0], losses
+    records = [json.loads(line) for line in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
+    assert all(r["tokens_per_second"] > 0 and r["lr"] == pytest.approx(2e-3) for r in records)
+
+    reloaded = load_model(ModelSpec(name_or_path=result.model_dir))
+    assert reloaded.is_seq2seq == (name == "tiny-t5")
+    features = training_features(selections, encoding_by_name("def_pos2"), reloaded, _quick(), 1)
+    assert len(features) == result.examples == len(selections[0].instances)
+    # the checkpoint holds the trained weights: it fits the data far better than the untrained start
+    batch = collate(features[:8], reloaded.tokenizer.pad_token_id, reloaded.is_seq2seq)
+    fresh = load_model(ModelSpec(name_or_path=name))
+    with torch.no_grad():
+        assert reloaded.model(**batch).loss < 0.7 * fresh.model(**batch).loss
+    prompt = training_texts(selections, encoding_by_name("def_pos2"), reloaded, _quick(), 1)[0].prompt
+    inputs = reloaded.tokenizer(prompt[-150:], return_tensors="pt")
+    generated = reloaded.model.generate(**inputs, max_new_tokens=5, do_sample=False)
+    new_tokens = generated[0] if reloaded.is_seq2seq else generated[0, inputs["input_ids"].shape[-1] :]
+    assert len(new_tokens) > 0 and isinstance(reloaded.tokenizer.decode(new_tokens, skip_special_tokens=True), str)
+
+
+def test_lora_trains_only_the_adapter(collection, tmp_path):
+    spec = ModelSpec(name_or_path="tiny-t5", lora=LoraSpec(r=4, alpha=8, dropout=0.0))
+    before = {k: v.clone() for k, v in load_model(spec).model.state_dict().items()}
+    selections = downstream_selections(collection, [TASK], "16")
+    result = finetune(spec, selections, "def_pos2", _quick(max_steps=3, learning_rate=1e-2), tmp_path / "lora")
+
+    saved = sorted(p.name for p in (tmp_path / "lora" / "model").iterdir())
+    assert "adapter_model.safetensors" in saved and "model.safetensors" not in saved
+    from safetensors.torch import load_file
+
+    adapter = load_file(tmp_path / "lora" / "model" / "adapter_model.safetensors")
+    assert adapter and all("lora_" in k for k in adapter)
+    # base weights unchanged, adapter weights moved (lora_B starts at zero)
+    merged = load_model(ModelSpec(name_or_path=result.model_dir)).model.state_dict()
+    base_keys = [k for k in before if "lora_" not in k]
+    unchanged = [k for k in base_keys if ".q." not in k and ".v." not in k]
+    base_name = lambda k: k.replace("base_model.model.", "").replace(".base_layer", "")  # noqa: E731
+    assert all(torch.equal(before[k], merged[base_name(k)]) for k in unchanged)
+    assert all(adapter[k].abs().sum() > 0 for k in adapter if "lora_B" in k)
+    adapted = [k for k in base_keys if k.endswith(".q.base_layer.weight")]
+    assert adapted and all(not torch.equal(before[k], merged[base_name(k)]) for k in adapted)
+
+
+def test_stl_and_mtl_feed_exactly_the_selected_training_instances(collection):
+    stl = downstream_selections(collection, [TASK], "8", seed=5)
+    bigger = downstream_selections(collection, [TASK], "16", seed=5)
+    mtl = downstream_selections(collection, MTL_TASKS, "8", seed=5)
+    loaded = load_model(ModelSpec(name_or_path="tiny-t5"))
+    encoding = encoding_by_name("def_pos2")
+
+    split = task_split(collection.task(TASK))
+    held_out = {i.id for i in split.test + split.validation}
+    stl_fed = [(t.task, t.instance_id) for t in training_texts(stl, encoding, loaded, _quick(), 5)]
+    assert len(stl_fed) == 8 and {task for task, _ in stl_fed} == {TASK}
+    assert {i for _, i in stl_fed} <= {i.id for i in split.train} and not {i for _, i in stl_fed} & held_out
+    assert [i.id for i in bigger[0].instances[:8]] == [i for _, i in stl_fed]  # nested sizes
+
+    mtl_fed = [(t.task, t.instance_id) for t in training_texts(mtl, encoding, loaded, _quick(), 5)]
+    assert len(mtl_fed) == 24 and {task for task, _ in mtl_fed} == set(MTL_TASKS)
+    assert [i for t, i in mtl_fed if t == TASK] == [i for _, i in stl_fed]  # same sample of each task as its STL run
+    assert len(training_features(mtl, encoding, loaded, _quick(), 5)) == 24
+    assert isinstance(mtl[0], TaskSelection)
