@@ -1,0 +1,107 @@
+"""Prompt encoding under a token budget: quickstudy's PromptBuilder against the reference procedure.
+
+Encodes N instances (default 50,000: the sample tasks' instances, cycled) with `def_pos2` and a
+1,024-token budget of ByT5's byte tokenizer, two ways:
+  reference  a straightforward re-implementation of SuperNI's reference encoder (DataCollatorForNI):
+             lay the pieces out for each instance and tokenize the whole candidate prompt for every
+             demonstration it tries, then the final prompt once more;
+  ours       quickstudy.prompts.encoding.PromptBuilder, one per task (pieces laid out and measured once).
+Both outputs must be identical. Prints instances/s for each; the last line is `ratio: <ours over reference>`.
+
+    .venv/bin/python benchmarks/encode.py [--instances 50000] [--budget 1024] [--collection ../shared/superni-sample]
+"""
+
+from __future__ import annotations
+
+import argparse
+import string
+import sys
+import time
+from pathlib import Path
+
+from transformers import ByT5Tokenizer
+
+from quickstudy.data.collection import Collection
+from quickstudy.data.records import Instance, Task
+from quickstudy.prompts.encoding import PromptBuilder, encoding_by_name
+
+SAMPLE = Path(__file__).resolve().parents[1].parent / "shared" / "superni-sample"
+
+
+def reference_prompt(task: Task, instance_input: str, tokenizer: ByT5Tokenizer, budget: int, num_pos: int, num_neg: int) -> str:
+    """SuperNI's reference procedure (definition on, no task name, no explanations), as written there."""
+
+    def with_period(text: str) -> str:
+        return text if text[-1] in string.punctuation else text + "."
+
+    def count(text: str) -> int:
+        return len(tokenizer(text)["input_ids"])
+
+    task_input = "Now complete the following example -\n" + with_period(f"Input: {instance_input.strip()}") + "\n" + "Output: "
+    definition = with_period("Definition: " + task.definition.strip()) + "\n\n"
+    positives: list[str] = []
+    for index, example in enumerate(task.positive_examples[:num_pos]):
+        text = f" Positive Example {index + 1} -\n" + with_period(f"Input: {example.input.strip()}") + "\n"
+        text = with_period(text + f" Output: {example.output.strip()}") + "\n" + "\n"
+        if count(definition + " ".join(positives) + text + task_input) > budget:
+            break
+        positives.append(text)
+    negatives: list[str] = []
+    for index, example in enumerate(task.negative_examples[:num_neg]):
+        text = f" Negative Example {index + 1} -\n" + with_period(f"Input: {example.input.strip()}") + "\n"
+        text = with_period(text + f" Output: {example.output.strip()}") + "\n" + "\n"
+        if count(definition + " ".join(positives) + " ".join(negatives) + text + task_input) > budget:
+            break
+        negatives.append(text)
+    source = definition + "".join(positives) + "".join(negatives) + task_input
+    ids = tokenizer(source)["input_ids"]
+    if len(ids) > budget:
+        source = tokenizer.decode(ids[:budget], skip_special_tokens=True)
+    return source
+
+
+def cycled_instances(collection: Collection, n: int) -> list[tuple[Task, Instance]]:
+    pairs = [(task, instance) for task in collection.tasks() for instance in task.instances]
+    return [pairs[i % len(pairs)] for i in range(n)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--instances", type=int, default=50_000)
+    parser.add_argument("--budget", type=int, default=1024)
+    parser.add_argument("--collection", type=Path, default=SAMPLE)
+    args = parser.parse_args()
+
+    encoding = encoding_by_name("def_pos2")
+    tokenizer = ByT5Tokenizer()
+    work = cycled_instances(Collection(args.collection), args.instances)
+    print(f"{len(work)} instances from {args.collection}, encoding {encoding.name}, ByT5 budget {args.budget}")
+
+    start = time.perf_counter()
+    builders: dict[str, PromptBuilder] = {}
+    ours = []
+    for task, instance in work:
+        builder = builders.get(task.name) or builders.setdefault(task.name, PromptBuilder(task, encoding, tokenizer, args.budget))
+        ours.append(builder.build(instance.input))
+    ours_seconds = time.perf_counter() - start
+
+    start = time.perf_counter()
+    reference = [
+        reference_prompt(task, instance.input, tokenizer, args.budget, encoding.num_pos_examples, encoding.num_neg_examples)
+        for task, instance in work
+    ]
+    reference_seconds = time.perf_counter() - start
+
+    mismatches = sum(built.text != text for built, text in zip(ours, reference))
+    dropped = sum(built.dropped_examples > 0 for built in ours)
+    cut = sum(built.truncated for built in ours)
+    print(f"identical output: {mismatches == 0} ({mismatches} of {len(work)} differ; {dropped} dropped an example, {cut} cut at the budget)")
+    print(f"reference: {len(work) / reference_seconds:,.0f} instances/s ({reference_seconds:.2f} s)")
+    print(f"ours:      {len(work) / ours_seconds:,.0f} instances/s ({ours_seconds:.2f} s)")
+    if mismatches:
+        sys.exit(1)
+    print(f"ratio: {reference_seconds / ours_seconds:.1f}")
+
+
+if __name__ == "__main__":
+    main()
