@@ -132,6 +132,18 @@ def test_token_cache_hit_returns_identical_ids_without_tokenizing(collection, by
     assert not list(tmp_path.glob("*.tmp"))
 
 
+def test_tokenizer_fingerprint_follows_changes_to_the_same_tokenizer():
+    from quickstudy.prompts.cache import tokenizer_fingerprint
+
+    tokenizer = ByT5Tokenizer()
+    before = tokenizer_fingerprint(tokenizer)
+    assert tokenizer_fingerprint(ByT5Tokenizer()) == before
+    tokenizer.add_tokens(["<sep>"])
+    after_token = tokenizer_fingerprint(tokenizer)
+    tokenizer.chat_template = "{{ messages[0]['content'] }}"
+    assert len({before, after_token, tokenizer_fingerprint(tokenizer)}) == 3
+
+
 def test_tokenizers_by_name(tmp_path, monkeypatch):
     import huggingface_hub.constants
 

@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import tempfile
+import weakref
 import zipfile
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -44,19 +45,38 @@ def task_fingerprint(task: Task, instances: Sequence[Instance]) -> str:
     )
 
 
+_FINGERPRINTS: weakref.WeakKeyDictionary[Any, tuple[tuple, str]] = weakref.WeakKeyDictionary()
+
+
 def tokenizer_fingerprint(tokenizer: Any) -> str:
-    """Hash of what decides a tokenizer's ids: class, vocabulary, special tokens, chat template."""
+    """Hash of what decides a tokenizer's ids: class, vocabulary, special tokens, chat template.
+    Remembered per tokenizer object (hashing a large vocabulary for every task adds up) while
+    its size, special tokens and chat template stay as they were."""
     import transformers
 
-    return _digest(
+    special = {key: str(value) for key, value in tokenizer.special_tokens_map.items()}
+    chat_template = str(getattr(tokenizer, "chat_template", None))
+    stamp = (len(tokenizer), json.dumps(special, sort_keys=True), chat_template)
+    try:
+        remembered = _FINGERPRINTS.get(tokenizer)
+    except TypeError:  # not weakly referenceable: hash every time
+        remembered = None
+    if remembered is not None and remembered[0] == stamp:
+        return remembered[1]
+    fingerprint = _digest(
         {
             "class": type(tokenizer).__name__,
             "transformers": transformers.__version__,
             "vocab": sorted(tokenizer.get_vocab().items()),
-            "special": {key: str(value) for key, value in tokenizer.special_tokens_map.items()},
-            "chat_template": str(getattr(tokenizer, "chat_template", None)),
+            "special": special,
+            "chat_template": chat_template,
         }
     )
+    try:
+        _FINGERPRINTS[tokenizer] = (stamp, fingerprint)
+    except TypeError:
+        pass
+    return fingerprint
 
 
 def cached_encoded_examples(
