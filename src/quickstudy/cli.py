@@ -302,6 +302,21 @@ def study_status_command(
 # --- report command (issue: report) ------------------------------------------
 
 
+@app.command("report")
+def report_command(
+    study_dir: Path = typer.Argument(..., help="Study directory (the --out of `study run`); may be only partly finished."),
+    out: Path | None = typer.Option(None, "--out", help="Folder for the report [default: STUDY_DIR/report]."),
+    bootstrap: int = typer.Option(1000, "--bootstrap", min=50, help="Bootstrap replicates for the 95% intervals."),
+) -> None:
+    """Write report.md, a self-contained report.html, results.csv and summary.json for a study."""
+    from quickstudy.report import build_report
+
+    files = build_report(study_dir, out, n_boot=bootstrap)
+    console.print(f"report: {escape(str(files.html))}", highlight=False)
+    for path in (files.markdown, files.csv, files.summary):
+        console.print(f"        {escape(str(path))}", highlight=False)
+
+
 # --- demo command (issue: built-in demo) -------------------------------------
 
 

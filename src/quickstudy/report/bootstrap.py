@@ -1,0 +1,177 @@
+"""Cells of the study (setting x arm x size) and their bootstrap estimates.
+
+One set of bootstrap weights over test instances is shared by every cell, so the
+difference between two cells is a paired comparison on the same resampled test
+set. Test instances are resampled within each task (tasks are fixed; instances are
+the sample); when a cell has several seeds, seeds are resampled too. The point
+estimate goes through the same function with all weights one, so the numbers in
+tables, text and figures are one computation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from quickstudy.report.results import RunScores, StudyResults
+
+CONFIDENCE = 0.95
+
+
+@dataclass(frozen=True)
+class CellKey:
+    setting: str
+    arm: str
+    size: str
+
+    @property
+    def label(self) -> str:
+        if self.setting == "zero_shot":
+            return self.arm if self.arm.lower().replace("-", "_") == "zero_shot" else f"zero-shot {self.arm}"
+        if self.arm.lower().startswith(self.setting):
+            return f"{self.arm} @ {self.size}"
+        return f"{self.setting.upper()} {self.arm} @ {self.size}"
+
+    @property
+    def slug(self) -> str:
+        return f"{self.setting}/{self.arm}/{self.size}"
+
+
+@dataclass
+class Cell:
+    """The scores of one cell: per seed, instance positions and per-metric scores."""
+
+    key: CellKey
+    role: str
+    seeds: list[int | None] = field(default_factory=list)
+    positions: list[np.ndarray] = field(default_factory=list)
+    scores: list[dict[str, np.ndarray]] = field(default_factory=list)
+    tasks: set[str] = field(default_factory=set)
+
+    @property
+    def n_instances(self) -> int:
+        return max((len(p) for p in self.positions), default=0)
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A point value with its 95% bootstrap interval; `samples` feed paired differences."""
+
+    value: float
+    low: float
+    high: float
+    samples: np.ndarray = field(repr=False, compare=False)
+
+    def __sub__(self, other: Estimate) -> Estimate:
+        return estimate_from(self.value - other.value, self.samples - other.samples)
+
+    def to_json(self) -> dict[str, float | None]:
+        return {"value": _rounded(self.value), "low": _rounded(self.low), "high": _rounded(self.high)}
+
+
+def _rounded(value: float) -> float | None:
+    return None if not np.isfinite(value) else round(float(value), 4)
+
+
+def estimate_from(value: float, samples: np.ndarray) -> Estimate:
+    """An Estimate with the percentile interval of `samples` (NaN replicates ignored)."""
+    tail = (1 - CONFIDENCE) / 2 * 100
+    finite = samples[np.isfinite(samples)]
+    if finite.size == 0:
+        return Estimate(float(value), float("nan"), float("nan"), samples)
+    low, high = np.percentile(finite, [tail, 100 - tail])
+    return Estimate(float(value), float(low), float(high), samples)
+
+
+def mean_estimate(estimates: list[Estimate]) -> Estimate:
+    """The mean of several estimates, replicate by replicate."""
+    value = float(np.mean([e.value for e in estimates]))
+    return estimate_from(value, np.mean([e.samples for e in estimates], axis=0))
+
+
+class InstanceIndex:
+    """Positions for every (task, instance id) evaluated anywhere in the study."""
+
+    def __init__(self, scored: list[RunScores]) -> None:
+        self.position: dict[tuple[str, str], int] = {}
+        for run in scored:
+            for key in zip(run.tasks, run.instance_ids):
+                self.position.setdefault(key, len(self.position))
+        self.task = np.array([task for task, _ in self.position], dtype=object)
+
+    def __len__(self) -> int:
+        return len(self.position)
+
+    def positions_of(self, run: RunScores) -> np.ndarray:
+        return np.fromiter((self.position[k] for k in zip(run.tasks, run.instance_ids)), dtype=np.int64)
+
+
+def collect_cells(results: StudyResults, index: InstanceIndex) -> dict[CellKey, Cell]:
+    """Group done evaluate runs into cells; runs of one cell and seed are concatenated (STL: one per task)."""
+    cells: dict[CellKey, Cell] = {}
+    by_seed: dict[tuple[CellKey, int | None], list[RunScores]] = {}
+    for run in results.scored:
+        spec = run.run
+        if spec.arm is None or spec.setting is None or spec.size is None:
+            continue
+        key = CellKey(spec.setting, spec.arm, spec.size)
+        by_seed.setdefault((key, spec.seed), []).append(run)
+    for (key, seed), runs in sorted(by_seed.items(), key=lambda item: (item[0][0].slug, str(item[0][1]))):
+        arm = results.arms.get((key.setting, key.arm))
+        cell = cells.setdefault(key, Cell(key=key, role=arm.role if arm else "proposed"))
+        cell.seeds.append(seed)
+        cell.positions.append(np.concatenate([index.positions_of(r) for r in runs]))
+        cell.scores.append({m: np.concatenate([r.scores[m] for r in runs]) for m in runs[0].scores})
+        cell.tasks.update(t for r in runs for t in r.tasks)
+    return cells
+
+
+class Resampler:
+    """Shared bootstrap weights over instances (stratified by task) and per-cell seed draws."""
+
+    def __init__(self, index: InstanceIndex, n_boot: int = 1000, seed: int = 0) -> None:
+        self.n_boot = n_boot
+        self.seed = seed
+        rng = np.random.default_rng(seed)
+        self.weights = np.zeros((n_boot, len(index)), dtype=np.float32)
+        for task in sorted(set(index.task)):
+            members = np.flatnonzero(index.task == task)
+            counts = rng.multinomial(len(members), np.full(len(members), 1 / len(members)), size=n_boot)
+            self.weights[:, members] = counts
+        self.ones = np.ones((1, len(index)), dtype=np.float32)
+
+    def _seed_draws(self, key: CellKey, n_seeds: int) -> np.ndarray:
+        digest = hashlib.sha256(f"{self.seed}:{key.slug}".encode()).digest()
+        rng = np.random.default_rng(int.from_bytes(digest[:8], "little"))
+        return rng.integers(0, n_seeds, size=(self.n_boot, n_seeds))
+
+    def point(self, cell: Cell, metric: str, mask: np.ndarray | None = None) -> float:
+        """The point value of `estimate` without the bootstrap."""
+        return float(_seed_means(cell, metric, self.ones, mask).mean(axis=1)[0])
+
+    def estimate(self, cell: Cell, metric: str, mask: np.ndarray | None = None) -> Estimate:
+        """Mean `metric` over the cell's instances (those in `mask` when given), averaged over seeds."""
+        point = self.point(cell, metric, mask)
+        per_seed = _seed_means(cell, metric, self.weights, mask)
+        if per_seed.shape[1] > 1:
+            per_seed = np.take_along_axis(per_seed, self._seed_draws(cell.key, per_seed.shape[1]), axis=1)
+        return estimate_from(float(point), per_seed.mean(axis=1))
+
+
+def _seed_means(cell: Cell, metric: str, weights: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+    """(replicates, seeds) weighted means; NaN where a seed has no instance in `mask`."""
+    columns = []
+    for positions, scores in zip(cell.positions, cell.scores):
+        values = scores[metric]
+        if mask is not None:
+            keep = mask[positions]
+            positions, values = positions[keep], values[keep]
+        if positions.size == 0:
+            columns.append(np.full(weights.shape[0], np.nan))
+            continue
+        selected = weights[:, positions].astype(np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            columns.append(selected @ values / selected.sum(axis=1))
+    return np.stack(columns, axis=1)

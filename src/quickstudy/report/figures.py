@@ -1,0 +1,173 @@
+"""Figures of the report (matplotlib, Agg, Okabe-Ito colour-blind-safe palette).
+
+Every value drawn comes from the Analysis, the same numbers the tables print.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
+from matplotlib.ticker import NullFormatter, NullLocator  # noqa: E402
+
+from quickstudy.report.analysis import Analysis, CurvePoint  # noqa: E402
+
+OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
+BASELINE_MARKERS = ["s", "D", "^", "v", "P", "X"]
+SETTING_TITLES = {"stl": "STL: one model per task", "mtl": "MTL: one model for all tasks"}
+ROUGE_LABEL = "ROUGE-L F-measure (×100)"
+DPI = 150
+MIN_Y_SPAN = 10.0  # ROUGE-L points
+
+
+@dataclass(frozen=True)
+class Figure:
+    name: str
+    path: Path
+    title: str
+    caption: str
+
+
+def write_figures(analysis: Analysis, out_dir: Path) -> list[Figure]:
+    """Draw every figure into `out_dir` as PNG; returns them in reading order."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    figures = []
+    if any(setting in analysis.curves for setting in SETTING_TITLES):
+        figures.append(_curves_figure(analysis, out_dir / "sample_efficiency.png"))
+    for setting in SETTING_TITLES:
+        figure = _category_bars(analysis, setting, out_dir / f"categories_{setting}.png")
+        if figure:
+            figures.append(figure)
+    if analysis.category_effects:
+        figures.append(_effects_figure(analysis, out_dir / "instruction_effect_by_category.png"))
+    return figures
+
+
+def _save(fig, path: Path) -> None:
+    temporary = path.with_name(path.stem + ".tmp.png")
+    fig.savefig(temporary, dpi=DPI, bbox_inches="tight")
+    plt.close(fig)
+    temporary.replace(path)
+
+
+def _curves_figure(analysis: Analysis, path: Path) -> Figure:
+    settings = [s for s in SETTING_TITLES if s in analysis.curves]
+    fig, axes = plt.subplots(1, len(settings), figsize=(6.4 * len(settings), 5.6), sharey=True, squeeze=False)
+    for ax, setting in zip(axes[0], settings):
+        _draw_curves(ax, analysis, setting)
+    axes[0][0].set_ylabel(ROUGE_LABEL)
+    low, high = axes[0][0].get_ylim()
+    if high - low < MIN_Y_SPAN:  # e.g. an untrained smoke study scoring 0 everywhere
+        low = max(0.0, (low + high - MIN_Y_SPAN) / 2)
+        axes[0][0].set_ylim(low, low + MIN_Y_SPAN)
+    caption = (
+        "Overall ROUGE-L against training instances per task (log scale). Lines: instruction-tuned model fine-tuned "
+        "with instructions; markers: no-instruction baselines at their size; dashed: full-data no-instruction baseline "
+        "(supervised SOTA); dotted: zero-shot. Bands and bars: 95% bootstrap intervals over test instances"
+        " (and seeds). The x position of 'all' is the mean train pool per task."
+    )
+    _save(fig, path)
+    return Figure("sample_efficiency", path, "Sample efficiency", caption)
+
+
+def _draw_curves(ax, analysis: Analysis, setting: str) -> None:
+    points = analysis.curves[setting]
+    proposed: dict[str, list[CurvePoint]] = {}
+    baselines: dict[str, list[CurvePoint]] = {}
+    for point in points:
+        (proposed if point.role == "proposed" else baselines).setdefault(point.key.arm, []).append(point)
+    colours = iter(OKABE_ITO)
+    for arm, arm_points in proposed.items():
+        colour = next(colours)
+        xs = [p.x for p in arm_points]
+        ax.plot(xs, [p.estimate.value for p in arm_points], "-o", color=colour, lw=2, ms=6, label=f"{arm} (instructions)", zorder=3)
+        ax.fill_between(xs, [p.estimate.low for p in arm_points], [p.estimate.high for p in arm_points], color=colour, alpha=0.18, lw=0)
+    for (arm, arm_points), marker in zip(baselines.items(), BASELINE_MARKERS * 3):
+        colour = next(colours, "#000000")
+        for i, p in enumerate(arm_points):
+            error = [[p.estimate.value - p.estimate.low], [p.estimate.high - p.estimate.value]]
+            ax.errorbar(p.x, p.estimate.value, yerr=error, fmt=marker, color=colour, ms=8, capsize=4,
+                        label=f"{arm} @ {p.key.size} (no instructions)" if i == 0 else None, zorder=4)
+    _draw_reference_lines(ax, analysis, setting)
+    ax.set_xscale("log")
+    ticks = [info for info in analysis.sizes.values()]
+    ax.set_xticks([info.x for info in ticks], [info.tick for info in ticks])
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    if ticks:
+        ax.set_xlim(ticks[0].x / 1.6, ticks[-1].x * 1.6)
+    ax.set_xlabel("training instances per task (log scale)")
+    ax.set_title(SETTING_TITLES[setting])
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), fontsize=8, ncol=1, frameon=False)
+
+
+def _draw_reference_lines(ax, analysis: Analysis, setting: str) -> None:
+    if setting in analysis.sota:
+        reference, _ = analysis.sota[setting]
+        level = analysis.overall[reference]["rougeL"]
+        note = "" if reference.setting == setting else " (STL; no MTL full-data baseline)"
+        ax.axhline(level.value, color="#000000", ls="--", lw=1.4, label=f"supervised SOTA: {reference.arm} @ all{note}")
+        ax.axhspan(level.low, level.high, color="#000000", alpha=0.06, lw=0)
+    for point in analysis.curves.get("zero_shot", []):
+        ax.axhline(point.estimate.value, color="#CC79A7", ls=":", lw=1.8, label=f"zero-shot ({point.key.arm})")
+        ax.axhspan(point.estimate.low, point.estimate.high, color="#CC79A7", alpha=0.10, lw=0)
+    for crossover in analysis.crossovers:
+        if crossover.setting == setting and crossover.x is not None and math.isfinite(crossover.x):
+            share = f", {crossover.fraction:.1%} of data" if crossover.fraction is not None else ""
+            ax.axvline(crossover.x, color="#555555", ls=(0, (1, 3)), lw=1)
+            ax.annotate(f"matches SOTA at\n≈{crossover.x:,.0f}/task{share}", (crossover.x, 0.97), xycoords=("data", "axes fraction"),
+                        xytext=(4, 0), textcoords="offset points", fontsize=8, color="#333333", va="top")
+
+
+def _category_bars(analysis: Analysis, setting: str, path: Path) -> Figure | None:
+    keys = [k for k in analysis.ordered_cells(setting) if analysis.cells[k].role == "proposed"]
+    if not keys or not analysis.categories:
+        return None
+    categories = analysis.categories
+    width = 0.8 / len(keys)
+    fig, ax = plt.subplots(figsize=(max(7.0, 1.1 * len(categories) + 2), 4.6))
+    for i, (key, colour) in enumerate(zip(keys, OKABE_ITO * 2)):
+        estimates = [analysis.category_scores[(key, c, "rougeL")] for c in categories]
+        xs = [j + (i - (len(keys) - 1) / 2) * width for j in range(len(categories))]
+        values = [e.value for e in estimates]
+        errors = [[max(e.value - e.low, 0) for e in estimates], [max(e.high - e.value, 0) for e in estimates]]
+        ax.bar(xs, values, width, yerr=errors, color=colour, capsize=2, error_kw={"lw": 0.8},
+               label=f"{key.arm} @ {key.size} ({analysis.sizes[key.size].x:,.0f}/task)")
+    ax.set_xticks(range(len(categories)), [c.replace(" ", "\n", 1) for c in categories], fontsize=8)
+    ax.set_ylabel(ROUGE_LABEL)
+    ax.set_xlabel("task category")
+    ax.set_title(f"{SETTING_TITLES[setting]}: category scores by training size")
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.legend(fontsize=8, ncol=min(4, len(keys)), loc="upper center", bbox_to_anchor=(0.5, -0.18))
+    _save(fig, path)
+    caption = (f"{setting.upper()}: ROUGE-L per category of the arm fine-tuned with instructions, one bar per training "
+               "size (instances per task in the legend); error bars are 95% bootstrap intervals.")
+    return Figure(f"categories_{setting}", path, f"Categories ({setting.upper()})", caption)
+
+
+def _effects_figure(analysis: Analysis, path: Path) -> Figure:
+    settings = [s for s in SETTING_TITLES if any(e.setting == s for e in analysis.category_effects)]
+    fig, axes = plt.subplots(1, len(settings), figsize=(5.6 * len(settings), 0.45 * len(analysis.categories) + 1.6), squeeze=False, sharey=True)
+    order = analysis.categories[::-1]
+    for ax, setting in zip(axes[0], settings):
+        effects = {e.category: e.estimate for e in analysis.category_effects if e.setting == setting}
+        shown = [c for c in order if c in effects]
+        values = [effects[c].value for c in shown]
+        errors = [[max(effects[c].value - effects[c].low, 0) for c in shown], [max(effects[c].high - effects[c].value, 0) for c in shown]]
+        colours = ["#0072B2" if v >= 0 else "#D55E00" for v in values]
+        ax.barh(range(len(shown)), values, xerr=errors, color=colours, capsize=3)
+        ax.set_yticks(range(len(shown)), shown, fontsize=8)
+        ax.axvline(0, color="#000000", lw=0.8)
+        ax.set_xlabel("Δ ROUGE-L, instructions − no instructions (points)")
+        ax.set_title(f"{setting.upper()}: effect of instructions at equal data")
+        ax.grid(True, axis="x", alpha=0.3)
+    caption = ("Per category, ROUGE-L of the instruction arm minus each no-instruction baseline at the same training "
+               "size, averaged over those pairs; blue: instructions help, vermillion: they hurt; 95% bootstrap intervals.")
+    _save(fig, path)
+    return Figure("instruction_effect_by_category", path, "Effect of instructions by category", caption)
