@@ -78,7 +78,7 @@ def test_tolerated_layouts(tmp_path: Path) -> None:
     )
     task = Collection(tmp_path).task("t1")
     assert task.category == "Cat A" and task.domains == []
-    assert task.positive_examples[0].output == "y" and task.positive_examples[0].explanation == ""
+    assert task.positive_examples[0].output == "y" and task.positive_examples[0].explanation is None
     assert [i.id for i in task.instances] == ["t1-0", "custom", "t1-2"]
     assert [i.references for i in task.instances] == [("single string",), ("r1", "r2"), ("r3",)]
 

@@ -206,3 +206,21 @@ def test_encoding_names_and_options():
 def test_a_budget_needs_a_tokenizer(collection):
     with pytest.raises(PromptError, match="task039_qasc_find_overlapping_words.*tokenizer"):
         PromptBuilder(collection.task("task039_qasc_find_overlapping_words"), PRESETS["def"], None, 512)
+
+
+def test_empty_explanation_is_written_but_a_missing_one_is_skipped():
+    from quickstudy.data.collection import task_from_json
+    from quickstudy.prompts.encoding import PromptBuilder
+
+    raw = {
+        "Definition": ["Copy the input"],
+        "Positive Examples": [
+            {"input": "a", "output": "a", "explanation": ""},
+            {"input": "b", "output": "b"},
+        ],
+        "Instances": [{"id": "x", "input": "c", "output": ["c"]}],
+    }
+    task = task_from_json(raw, name="t", where="t.json")
+    prompt = PromptBuilder(task, encoding_by_name("def_pos2_expl")).prompt("c")
+    # The reference encoder: an explanation key that is present but empty gives " Explanation: ."
+    assert " Output: a.\n Explanation: .\n\n Positive Example 2 -\nInput: b.\n Output: b.\n\nNow complete" in prompt

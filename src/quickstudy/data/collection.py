@@ -255,7 +255,7 @@ def _examples(raw: dict, field: str, where: str, on_problem: OnProblem) -> list[
             on_problem(f"{where}: {field}[{index}]", "field 'output' must be a string")
             continue
         explanation = item.get("explanation")
-        examples.append(Example(input=item["input"], output=output, explanation=explanation if isinstance(explanation, str) else ""))
+        examples.append(Example(input=item["input"], output=output, explanation=explanation if isinstance(explanation, str) else None))
     return examples
 
 

@@ -16,7 +16,7 @@ class Example:
 
     input: str
     output: str
-    explanation: str = ""
+    explanation: str | None = None  # None: the file has no explanation key (not the same as "")
 
 
 @dataclass(frozen=True, slots=True)

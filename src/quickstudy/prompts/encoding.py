@@ -153,7 +153,8 @@ def example_text(kind: str, number: int, example: Example, add_explanation: bool
     text = f" {kind} Example {number} -\n"
     text += closed(f"Input: {example.input.strip()}") + "\n"
     text += closed(f" Output: {example.output.strip()}") + "\n"
-    if add_explanation and example.explanation:
+    # The reference writes " Explanation: ." for an empty explanation; only a missing one is skipped.
+    if add_explanation and example.explanation is not None:
         text += closed(f" Explanation: {example.explanation.strip()}") + "\n"
     return text + "\n"
 
