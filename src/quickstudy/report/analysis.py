@@ -142,7 +142,7 @@ def analyse(results: StudyResults, n_boot: int = 1000, seed: int = 0) -> Analysi
     cells = collect_cells(results, index)
     resampler = Resampler(index, n_boot=n_boot, seed=seed)
     sizes = size_infos(results, {key.size for key in cells} | _declared_sizes(results))
-    overall = {key: {m: resampler.estimate(cell, m) for m in ("rougeL", "exact_match", "rouge1")} for key, cell in cells.items()}
+    overall = {key: resampler.estimates(cell, ("rougeL", "exact_match", "rouge1")) for key, cell in cells.items()}
     curves = _curves(cells, overall, sizes)
     sota = _supervised_sota(cells, results.arms, set(curves) - {"zero_shot"})
     crossovers = _crossovers(curves, sota, overall, results.train_pool)
@@ -154,10 +154,10 @@ def analyse(results: StudyResults, n_boot: int = 1000, seed: int = 0) -> Analysi
     category_of = np.array([results.categories.get(task, "unknown") for task in index.task], dtype=object)
     categories = sorted(set(category_of))
     category_scores = {
-        (key, category, metric): resampler.estimate(cell, metric, category_of == category)
+        (key, category, metric): estimate
         for key, cell in cells.items()
         for category in categories
-        for metric in ("rougeL", "exact_match")
+        for metric, estimate in resampler.estimates(cell, ("rougeL", "exact_match"), category_of == category).items()
     }
     effects = _category_effects(categories, category_scores, equal_data)
     return Analysis(
@@ -294,7 +294,7 @@ def _category_effects(categories, category_scores, equal_data) -> list[CategoryE
             diffs = [d for d in diffs if np.isfinite(d.value)]
             if diffs:
                 effects.append(CategoryEffect(setting, category, mean_estimate(diffs), len(diffs)))
-    return sorted(effects, key=lambda e: (e.setting, -e.estimate.value))
+    return sorted(effects, key=lambda e: (e.setting != "stl", e.setting, -e.estimate.value))
 
 
 def _task_rows(results, index, cells, resampler: Resampler, equal_data) -> list[TaskRow]:

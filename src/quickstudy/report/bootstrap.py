@@ -135,12 +135,13 @@ class Resampler:
         self.n_boot = n_boot
         self.seed = seed
         rng = np.random.default_rng(seed)
+        # float32 halves the memory and time of the replicate sums; intervals need no more precision
         self.weights = np.zeros((n_boot, len(index)), dtype=np.float32)
         for task in sorted(set(index.task)):
             members = np.flatnonzero(index.task == task)
             counts = rng.multinomial(len(members), np.full(len(members), 1 / len(members)), size=n_boot)
             self.weights[:, members] = counts
-        self.ones = np.ones((1, len(index)), dtype=np.float32)
+        self.ones = np.ones((1, len(index)), dtype=np.float64)  # the point estimate, in full precision
 
     def _seed_draws(self, key: CellKey, n_seeds: int) -> np.ndarray:
         digest = hashlib.sha256(f"{self.seed}:{key.slug}".encode()).digest()
@@ -148,30 +149,33 @@ class Resampler:
         return rng.integers(0, n_seeds, size=(self.n_boot, n_seeds))
 
     def point(self, cell: Cell, metric: str, mask: np.ndarray | None = None) -> float:
-        """The point value of `estimate` without the bootstrap."""
-        return float(_seed_means(cell, metric, self.ones, mask).mean(axis=1)[0])
+        """The point value of `estimates` without the bootstrap."""
+        return float(_seed_means(cell, (metric,), self.ones, mask).mean(axis=1)[0, 0])
 
-    def estimate(self, cell: Cell, metric: str, mask: np.ndarray | None = None) -> Estimate:
-        """Mean `metric` over the cell's instances (those in `mask` when given), averaged over seeds."""
-        point = self.point(cell, metric, mask)
-        per_seed = _seed_means(cell, metric, self.weights, mask)
+    def estimates(self, cell: Cell, metrics: tuple[str, ...], mask: np.ndarray | None = None) -> dict[str, Estimate]:
+        """Mean of each metric over the cell's instances (those in `mask` when given), averaged over seeds."""
+        points = _seed_means(cell, metrics, self.ones, mask).mean(axis=1)[0]
+        per_seed = _seed_means(cell, metrics, self.weights, mask)
         if per_seed.shape[1] > 1:
-            per_seed = np.take_along_axis(per_seed, self._seed_draws(cell.key, per_seed.shape[1]), axis=1)
-        return estimate_from(float(point), per_seed.mean(axis=1))
+            draws = self._seed_draws(cell.key, per_seed.shape[1])
+            per_seed = np.take_along_axis(per_seed, draws[:, :, None], axis=1)
+        samples = per_seed.mean(axis=1)
+        return {metric: estimate_from(float(points[i]), samples[:, i]) for i, metric in enumerate(metrics)}
 
 
-def _seed_means(cell: Cell, metric: str, weights: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
-    """(replicates, seeds) weighted means; NaN where a seed has no instance in `mask`."""
+def _seed_means(cell: Cell, metrics: tuple[str, ...], weights: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+    """(replicates, seeds, metrics) weighted means; NaN where a seed has no instance in `mask`."""
     columns = []
     for positions, scores in zip(cell.positions, cell.scores):
-        values = scores[metric]
+        values = np.stack([scores[metric] for metric in metrics], axis=1)
         if mask is not None:
             keep = mask[positions]
             positions, values = positions[keep], values[keep]
         if positions.size == 0:
-            columns.append(np.full(weights.shape[0], np.nan))
+            columns.append(np.full((weights.shape[0], len(metrics)), np.nan))
             continue
-        selected = weights[:, positions].astype(np.float64)
+        selected = weights[:, positions]
+        totals = selected.sum(axis=1, dtype=np.float64)
         with np.errstate(invalid="ignore", divide="ignore"):
-            columns.append(selected @ values / selected.sum(axis=1))
+            columns.append((selected @ values.astype(weights.dtype)) / totals[:, None])
     return np.stack(columns, axis=1)

@@ -78,7 +78,7 @@ STYLE = """
 body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222;line-height:1.45}
 h1{border-bottom:2px solid #0072B2;padding-bottom:.2em}h2{margin-top:1.8em;border-bottom:1px solid #ddd}
 table{border-collapse:collapse;margin:.6em 0 1.2em;font-size:.86em;display:block;overflow-x:auto;max-width:100%}
-th,td{border:1px solid #ccc;padding:.25em .55em;white-space:nowrap}th{background:#f2f5f8;position:sticky;top:0}
+th,td{border:1px solid #ccc;padding:.25em .55em;white-space:nowrap}th{background:#f2f5f8;white-space:normal;min-width:4.5em}
 td.num{text-align:right;font-variant-numeric:tabular-nums}tr:nth-child(even) td{background:#fafafa}
 table.sortable th{cursor:pointer}table.sortable th:after{content:' \\2195';color:#999}
 figure{margin:1em 0}figure img{max-width:100%;height:auto;border:1px solid #eee}figcaption{font-size:.88em;color:#444}

@@ -22,6 +22,7 @@ BASELINE_MARKERS = ["s", "D", "^", "v", "P", "X"]
 SETTING_TITLES = {"stl": "STL: one model per task", "mtl": "MTL: one model for all tasks"}
 ROUGE_LABEL = "ROUGE-L F-measure (×100)"
 DPI = 150
+VERDICT_COLOURS = {"helps": "#0072B2", "hurts": "#D55E00", "no clear difference": "#999999"}
 MIN_Y_SPAN = 10.0  # ROUGE-L points
 
 
@@ -156,11 +157,12 @@ def _effects_figure(analysis: Analysis, path: Path) -> Figure:
     fig, axes = plt.subplots(1, len(settings), figsize=(5.6 * len(settings), 0.45 * len(analysis.categories) + 1.6), squeeze=False, sharey=True)
     order = analysis.categories[::-1]
     for ax, setting in zip(axes[0], settings):
-        effects = {e.category: e.estimate for e in analysis.category_effects if e.setting == setting}
+        effects = {e.category: e for e in analysis.category_effects if e.setting == setting}
         shown = [c for c in order if c in effects]
-        values = [effects[c].value for c in shown]
-        errors = [[max(effects[c].value - effects[c].low, 0) for c in shown], [max(effects[c].high - effects[c].value, 0) for c in shown]]
-        colours = ["#0072B2" if v >= 0 else "#D55E00" for v in values]
+        estimates = [effects[c].estimate for c in shown]
+        values = [e.value for e in estimates]
+        errors = [[max(e.value - e.low, 0) for e in estimates], [max(e.high - e.value, 0) for e in estimates]]
+        colours = [VERDICT_COLOURS[effects[c].verdict] for c in shown]
         ax.barh(range(len(shown)), values, xerr=errors, color=colours, capsize=3)
         ax.set_yticks(range(len(shown)), shown, fontsize=8)
         ax.axvline(0, color="#000000", lw=0.8)
@@ -168,6 +170,6 @@ def _effects_figure(analysis: Analysis, path: Path) -> Figure:
         ax.set_title(f"{setting.upper()}: effect of instructions at equal data")
         ax.grid(True, axis="x", alpha=0.3)
     caption = ("Per category, ROUGE-L of the instruction arm minus each no-instruction baseline at the same training "
-               "size, averaged over those pairs; blue: instructions help, vermillion: they hurt; 95% bootstrap intervals.")
+               "size, averaged over those pairs, with 95% bootstrap intervals; blue: instructions help, vermillion: they hurt, grey: the interval includes zero.")
     _save(fig, path)
     return Figure("instruction_effect_by_category", path, "Effect of instructions by category", caption)
