@@ -227,3 +227,33 @@ def test_cli_rejects_bad_input_in_one_line(tmp_path, monkeypatch, capsys):
 
     code, stderr = run_cli_in_process(monkeypatch, capsys, "report", str(tmp_path / "nowhere"))
     assert code != 0 and "no such study directory" in stderr
+
+
+def test_real_predictions_reproduce_the_reference_scorer(tmp_path, golden_dir):
+    """A run holding the golden predictions, scored by quickstudy.evaluate: the report's numbers equal golden/metrics.json."""
+    from quickstudy.evaluate.metrics import group_key, with_scores
+    from quickstudy.evaluate.predictions import read_predictions, write_predictions
+
+    run = tmp_path / "study" / "runs" / "ev-golden"
+    run.mkdir(parents=True)
+    write_predictions(run / "predictions.jsonl", with_scores(read_predictions(golden_dir / "predictions.jsonl")))
+    spec = {"id": "ev-golden", "kind": "evaluate", "arm": "mtl_proposed", "setting": "mtl", "size": "all", "seed": 1, "encoding": "def_pos2"}
+    (run / "spec.json").write_text(json.dumps(spec))
+    (run / "status.json").write_text(json.dumps({"state": "done", "wall_seconds": 1.0, "device": "cpu", "gpu_hours": 0}))
+    golden = json.loads((golden_dir / "metrics.json").read_text())
+
+    analysis = analyse(collect_study(tmp_path / "study"), n_boot=N_BOOT)
+    key = CellKey("mtl", "mtl_proposed", "all")
+    for metric in ("rougeL", "exact_match", "rouge1"):
+        assert round(analysis.overall[key][metric].value, 4) == pytest.approx(golden["overall"][metric], abs=1e-4)
+    for category in analysis.categories:
+        for metric in ("rougeL", "exact_match"):
+            expected = golden["per_category"][f"{metric}_for_{group_key(category)}"]
+            assert round(analysis.category_scores[(key, category, metric)].value, 4) == pytest.approx(expected, abs=1e-4)
+    assert len(analysis.categories) == len({k for k in golden["per_category"] if k.startswith("rougeL_for_")})
+    files = build_report(tmp_path / "study", n_boot=N_BOOT)
+    rows = list(csv.DictReader(files.csv.open()))
+    assert len(rows) == len({k for k in golden["per_task"] if k.startswith("rougeL_for_")})
+    for row in rows:
+        assert float(row["rougeL"]) == pytest.approx(golden["per_task"][f"rougeL_for_{row['task']}"], abs=1e-4)
+        assert float(row["exact_match"]) == pytest.approx(golden["per_task"][f"exact_match_for_{row['task']}"], abs=1e-4)
