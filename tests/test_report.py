@@ -168,9 +168,9 @@ def test_partial_study_says_what_is_missing(tmp_path):
     files = build_report(root, n_boot=N_BOOT)
     markdown = files.markdown.read_text()
     assert "The study is **partial**" in markdown
-    assert "proposed (stl): 1 pending, 0 failed of 24 runs" in markdown
-    assert "baseline_3 (stl): 6 pending, 0 failed of 6 runs" in markdown
-    assert "proposed (mtl): 0 pending, 1 failed of 4 runs" in markdown
+    assert "proposed (stl): 1 pending, 0 failed of 24 runs\n" in markdown
+    assert "baseline_3 (stl): 6 pending, 0 failed of 6 runs; no finished evaluation yet at size all" in markdown
+    assert "proposed (mtl): 0 pending, 1 failed of 4 runs; no finished evaluation yet at size all" in markdown
     assert "CUDA out of memory (synthetic)" in markdown
     assert "STL proposed @ 100 covers 5 of 6 tasks" in markdown
     assert "stale_arm" not in markdown

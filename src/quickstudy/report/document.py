@@ -60,6 +60,8 @@ def to_markdown(blocks: list[Block], figures_dir: Path, out_dir: Path) -> str:
             lines += [block.text, ""]
         elif isinstance(block, Bullets):
             lines += [f"- {item}" for item in block.items] + [""]
+        elif isinstance(block, Table) and not block.rows:
+            lines += [(block.caption + " " if block.caption else "") + "(nothing yet)", ""]
         elif isinstance(block, Table):
             if block.caption:
                 lines += [block.caption, ""]
@@ -132,6 +134,8 @@ def _inline(text: str) -> str:
 
 
 def _html_table(table: Table) -> str:
+    if not table.rows:
+        return f"<p>{_inline(table.caption or '')} (nothing yet)</p>"
     numeric = table.numeric or [False] * len(table.columns)
     head = "".join(f"<th>{html.escape(c)}</th>" for c in table.columns)
     rows = "".join(

@@ -121,11 +121,13 @@ def _completeness(analysis: Analysis) -> list[Block]:
     items = []
     for progress in analysis.progress:
         name = f"{progress.arm} ({progress.setting or 'shared'})"
+        parts = []
         if progress.pending or progress.failed:
-            items.append(f"{name}: {progress.pending} pending, {progress.failed} failed of "
-                         f"{progress.done + progress.pending + progress.failed} runs")
+            parts.append(f"{progress.pending} pending, {progress.failed} failed of {progress.done + progress.pending + progress.failed} runs")
         if progress.missing_sizes:
-            items.append(f"{name}: no finished evaluation yet at size {', '.join(progress.missing_sizes)}")
+            parts.append(f"no finished evaluation yet at size {', '.join(progress.missing_sizes)}")
+        if parts:
+            items.append(f"{name}: {'; '.join(parts)}")
         items += [f"failed run {error}" for error in progress.errors[:5]]
         if len(progress.errors) > 5:
             items.append(f"... and {len(progress.errors) - 5} more failed runs of {name}")
@@ -233,10 +235,11 @@ def _category_table(analysis: Analysis, keys: list[CellKey], view: bool) -> Tabl
 def _categories(analysis: Analysis, figures: dict[str, Figure]) -> list[Block]:
     blocks: list[Block] = [Heading(2, "Per category")]
     zero_shot = analysis.ordered_cells("zero_shot")
-    for setting in ("stl", "mtl"):
+    settings = [s for s in ("stl", "mtl") if analysis.ordered_cells(s)]
+    if zero_shot and not settings:
+        blocks += [_category_table(analysis, zero_shot, view=False), _category_table(analysis, zero_shot, view=True)]
+    for setting in settings:
         keys = analysis.ordered_cells(setting)
-        if not keys:
-            continue
         blocks.append(Heading(3, f"{setting.upper()} (the thesis's Table {'5.1' if setting == 'stl' else '5.2'})"))
         blocks += [_category_table(analysis, keys + zero_shot, view=False), _category_table(analysis, keys + zero_shot, view=True)]
         if f"categories_{setting}" in figures:
