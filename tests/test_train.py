@@ -9,12 +9,21 @@ import torch
 
 from quickstudy.data.collection import Collection
 from quickstudy.data.splits import task_split
+from quickstudy.errors import ConfigError
+from quickstudy.evaluate.generate import generate_predictions
 from quickstudy.models.loading import load_model
 from quickstudy.models.spec import LoraSpec, ModelSpec
 from quickstudy.prompts.encoding import encoding_by_name
 from quickstudy.train.batching import collate
 from quickstudy.train.config import TrainConfig
-from quickstudy.train.stages import TaskSelection, downstream_selections, finetune, training_features, training_texts
+from quickstudy.train.stages import (
+    TaskSelection,
+    downstream_selections,
+    finetune,
+    prefinetune,
+    training_features,
+    training_texts,
+)
 
 TASK = "task1152_bard_analogical_reasoning_causation"
 MTL_TASKS = [TASK, "task1622_disfl_qa_text_modication", "task391_causal_relationship"]
@@ -60,11 +69,10 @@ def test_tiny_model_learns_a_real_task_and_its_checkpoint_reloads_and_generates(
     fresh = load_model(ModelSpec(name_or_path=name))
     with torch.no_grad():
         assert reloaded.model(**batch).loss < 0.7 * fresh.model(**batch).loss
-    prompt = training_texts(selections, encoding_by_name("def_pos2"), reloaded, _quick(), 1)[0].prompt
-    inputs = reloaded.tokenizer(prompt[-150:], return_tensors="pt")
-    generated = reloaded.model.generate(**inputs, max_new_tokens=5, do_sample=False)
-    new_tokens = generated[0] if reloaded.is_seq2seq else generated[0, inputs["input_ids"].shape[-1] :]
-    assert len(new_tokens) > 0 and isinstance(reloaded.tokenizer.decode(new_tokens, skip_special_tokens=True), str)
+    prompts = [t.prompt for t in training_texts(selections, encoding_by_name("def_pos2"), reloaded, _quick(), 1)[:3]]
+    outputs = generate_predictions(reloaded, prompts, batch_size=3, max_new_tokens=6, max_source_length=192, progress=False)
+    assert len(outputs) == 3 and all(isinstance(text, str) for text in outputs)
+    assert any(text.strip() for text in outputs)
 
 
 def test_lora_trains_only_the_adapter(collection, tmp_path):
@@ -109,3 +117,22 @@ def test_stl_and_mtl_feed_exactly_the_selected_training_instances(collection):
     assert [i for t, i in mtl_fed if t == TASK] == [i for _, i in stl_fed]  # same sample of each task as its STL run
     assert len(training_features(mtl, encoding, loaded, _quick(), 5)) == 24
     assert isinstance(mtl[0], TaskSelection)
+
+
+def test_prefinetune_mixes_n_instances_of_each_seen_task(collection, tmp_path):
+    seen = ["task063_first_i_elements", "task079_conala_concat_strings"]
+    config = _quick(max_steps=2, batch_size=4, optimizer="adafactor", gradient_checkpointing=True)
+    result = prefinetune(collection, seen, 4, "input_only", ModelSpec(name_or_path="tiny-t5"), config, tmp_path / "pft", seed=2)
+    assert result.examples == 8 and result.steps == 2
+    start = load_model(ModelSpec(name_or_path="tiny-t5")).model.state_dict()
+    trained = load_model(ModelSpec(name_or_path=result.model_dir)).model.state_dict()
+    assert any(not torch.equal(start[k], trained[k]) for k in start)
+    saved = json.loads((tmp_path / "pft" / "train_config.json").read_text())
+    assert saved["train"]["optimizer"] == "adafactor" and saved["model"]["name_or_path"] == "tiny-t5"
+
+
+def test_a_finished_output_dir_refuses_a_different_run(collection, tmp_path):
+    selections = downstream_selections(collection, [TASK], "8")
+    finetune("tiny-t5", selections, "def_pos2", _quick(max_steps=1), tmp_path / "run")
+    with pytest.raises(ConfigError, match="different model, data or config"):
+        finetune("tiny-t5", selections, "def_pos2", _quick(max_steps=2), tmp_path / "run")

@@ -86,7 +86,10 @@ def train_model(loaded: LoadedModel, encoded: Sequence[EncodedExample], config: 
 
     model = loaded.model
     if config.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5 renamed it
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        else:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.config.use_cache = False
     lengths = [example_length(e) for e in encoded]
     world, rank = accelerator.num_processes, accelerator.process_index
