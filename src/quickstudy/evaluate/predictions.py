@@ -19,14 +19,13 @@ import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from quickstudy.data.collection import Collection
 from quickstudy.errors import PredictionsError
 
 
-@dataclass(frozen=True)
-class InstanceScores:
+class InstanceScores(NamedTuple):
     """One prediction's scores, x100, each the maximum over the references."""
 
     exact_match: float
