@@ -176,7 +176,7 @@ def evaluate_command(
         return
     table = Table(title=f"{predictions}: {report.n} predictions, {len(report.per_task)} tasks")
     for column in ("category", "n", "exact match", "ROUGE-1", "ROUGE-L", "SuperNI view"):
-        table.add_column(column, justify="left" if column == "category" else "right")
+        table.add_column(column, justify="left" if column == "category" else "right", no_wrap=column == "category")
     for name, scores in sorted(report.per_category.items()):
         view = report.superni_category_view[name]
         label = "EM" if view.metric == "exact_match" else "RL"
