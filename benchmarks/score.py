@@ -92,7 +92,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--collection", default=str(DEFAULT_COLLECTION))
     parser.add_argument("--min-predictions", type=int, default=11_810)
-    parser.add_argument("--repeat", type=int, default=3, help="timings are the best of this many runs of each")
+    parser.add_argument("--repeat", type=int, default=5, help="timings are the best of this many runs of each")
     args = parser.parse_args()
 
     records = varied_predictions(Collection(args.collection), args.min_predictions)
