@@ -196,10 +196,14 @@ def train_command(
     set_values: list[str] = typer.Option([], "--set", help="Override a config key: --set train.learning_rate=1e-4 (repeatable)."),
 ) -> None:
     """Run one training stage (prefinetune or finetune) from a small YAML config; resumes if interrupted."""
+    import os
+
     from quickstudy.train.stages import load_train_run_config, run_train_config
 
     run = load_train_run_config(config, set_values)
     result = run_train_config(run)
+    if os.environ.get("RANK", "0") != "0":  # one summary line under a multi-process launch
+        return
     loss = "-" if result.final_loss is None else f"{result.final_loss:.4f}"
     console.print(
         f"{run.stage}: {result.steps} steps on {result.examples} examples, final loss {loss}, "

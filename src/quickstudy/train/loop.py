@@ -75,6 +75,7 @@ def train_model(loaded: LoadedModel, encoded: Sequence[EncodedExample], config: 
     out_dir.mkdir(parents=True, exist_ok=True)
     fingerprint = run_fingerprint(loaded.spec, encoded, config)
     accelerator = Accelerator(
+        cpu=not torch.cuda.is_available(),  # also lets `torchrun` run data-parallel CPU processes
         mixed_precision=config.mixed_precision(),
         gradient_accumulation_steps=config.gradient_accumulation_steps,
         log_with="tensorboard" if config.tensorboard else None,
@@ -150,7 +151,8 @@ def train_model(loaded: LoadedModel, encoded: Sequence[EncodedExample], config: 
                 step += 1
                 if step % config.log_every_steps == 0 or step == total_steps:
                     now = time.perf_counter()
-                    last_loss = float(torch.stack(window_losses).float().mean())
+                    # every process reaches this step, so the collective mean cannot hang
+                    last_loss = float(accelerator.reduce(torch.stack(window_losses).float().mean(), reduction="mean"))
                     speed = window_tokens * world / max(now - window_started, 1e-9)
                     record = {"step": step, "epoch": round(micro / micro_per_epoch, 4), "loss": round(last_loss, 6),
                               "lr": scheduler.get_last_lr()[0], "tokens_per_second": round(speed, 1),
