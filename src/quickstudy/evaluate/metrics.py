@@ -24,7 +24,6 @@ from __future__ import annotations
 import gc
 import re
 import string
-from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -86,7 +85,9 @@ class _Tokens:
 
     def __init__(self, tokens: tuple[str, ...]):
         self.tokens = tokens
-        self.unigrams = Counter(tokens)
+        self.unigrams: dict[str, int] = {}
+        for token in tokens:
+            self.unigrams[token] = self.unigrams.get(token, 0) + 1
         self._positions: dict[str, int] | None = None
 
     @property
