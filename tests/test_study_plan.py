@@ -11,7 +11,7 @@ import pytest
 
 from quickstudy.errors import ConfigError
 from quickstudy.study.config import load_study_config
-from quickstudy.study.plan import EVALUATE, FINETUNE, PREFINETUNE, plan_study
+from quickstudy.study.plan import EVALUATE, FINETUNE, PREFINETUNE, StudyPlan, plan_study
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -21,8 +21,13 @@ def thesis_on_official_split(sample_dir: Path, *extra: str):
     return load_study_config(CONFIGS / "thesis.yaml", overrides)
 
 
-def test_thesis_plan_counts_on_the_official_split(sample_dir: Path) -> None:
-    plan = plan_study(thesis_on_official_split(sample_dir))
+@pytest.fixture(scope="module")
+def thesis_plan(sample_dir: Path) -> StudyPlan:
+    return plan_study(thesis_on_official_split(sample_dir))
+
+
+def test_thesis_plan_counts_on_the_official_split(sample_dir: Path, thesis_plan: StudyPlan) -> None:
+    plan = thesis_plan
     unseen = len((sample_dir / "official-splits/default/test_tasks.txt").read_text().split())
     assert unseen == 119 and len(plan.unseen_tasks) == 119
     finetunes = [run for run in plan.runs if run.kind == FINETUNE]
@@ -48,8 +53,8 @@ def test_thesis_plan_counts_on_the_official_split(sample_dir: Path) -> None:
     }
 
 
-def test_thesis_plan_encodes_the_study(sample_dir: Path) -> None:
-    plan = plan_study(thesis_on_official_split(sample_dir))
+def test_thesis_plan_encodes_the_study(thesis_plan: StudyPlan) -> None:
+    plan = thesis_plan
     by_id = plan.by_id()
     (prefinetune,) = [run for run in plan.runs if run.kind == PREFINETUNE]
     assert prefinetune.spec["model"]["spec"]["name_or_path"] == "google/t5-xl-lm-adapt"
@@ -74,8 +79,8 @@ def test_thesis_plan_encodes_the_study(sample_dir: Path) -> None:
     assert evaluated == {run.id for run in plan.runs if run.kind == FINETUNE}
 
 
-def test_ids_change_only_for_the_runs_a_setting_affects(sample_dir: Path) -> None:
-    before = plan_study(thesis_on_official_split(sample_dir))
+def test_ids_change_only_for_the_runs_a_setting_affects(sample_dir: Path, thesis_plan: StudyPlan) -> None:
+    before = thesis_plan
     again = plan_study(thesis_on_official_split(sample_dir))
     assert [run.id for run in before.runs] == [run.id for run in again.runs]
     assert len({run.id for run in before.runs}) == len(before.runs)
@@ -109,7 +114,14 @@ def test_smoke_config_resolves_the_collection_next_to_the_config(sample_dir: Pat
     smoke = load_study_config(CONFIGS / "smoke.yaml")
     assert Path(smoke.collection) == sample_dir.resolve()
     plan = plan_study(smoke)
-    assert len(plan.unseen_tasks) == 3 and len(plan.seen_tasks) == 2
+    assert len(plan.unseen_tasks) == 2 and len(plan.seen_tasks) == 2
+    assert sum(run.kind == PREFINETUNE for run in plan.runs) == 1
+
+
+def test_a_role_no_arm_starts_from_is_not_built() -> None:
+    plan = plan_study(load_study_config(CONFIGS / "smoke.yaml", ["arms.stl_baseline1.start=base"]))
+    assert not any(run.kind == PREFINETUNE for run in plan.runs)
+    assert all(not run.depends_on for run in plan.runs if run.kind == FINETUNE)
 
 
 @pytest.mark.parametrize(
@@ -157,6 +169,6 @@ def test_plan_command_prints_the_issue_json_layout(sample_dir: Path) -> None:
     plan = json.loads(done.stdout)
     assert set(plan) == {"runs", "counts"}
     assert set(plan["runs"][0]) == {"id", "kind", "arm", "setting", "task", "size", "seed", "depends_on"}
-    assert plan["counts"]["total"] == len(plan["runs"]) == 22
+    assert plan["counts"]["total"] == len(plan["runs"]) == 16
     failed = subprocess.run([*command[:-2], str(CONFIGS / "thesis.yaml")], capture_output=True, text=True)
     assert failed.returncode != 0 and failed.stderr.count("\n") == 1 and "collection" in failed.stderr

@@ -271,10 +271,11 @@ def study_run(
         f"({len(result.done)} now), {len(result.failed)} failed, {len(result.blocked)} waiting on failed runs"
     )
     if not result.complete:
+        from quickstudy.errors import StudyError
+
         for run_id, error in list(result.failed.items())[:10]:
-            err_console.print(f"failed {run_id}: {error}", highlight=False, soft_wrap=True)
-        err_console.print("re-run with --retry-failed to retry failed runs", highlight=False)
-        raise typer.Exit(1)
+            err_console.print(f"failed {run_id}: {escape(error)}", highlight=False, soft_wrap=True)
+        raise StudyError(f"{study_dir}: {len(result.failed)} runs failed; see `quickstudy study status {study_dir}`, re-run with --retry-failed")
 
 
 @study_app.command("status")

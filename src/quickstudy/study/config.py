@@ -107,6 +107,7 @@ class ExecutorConfig(_Strict):
     kind: Literal["local", "ray"] = "local"
     workers: PositiveInt = 1
     ray_address: str | None = None
+    ray_num_cpus: PositiveInt | None = None
     num_gpus: float = Field(default=0, ge=0)
     num_cpus: float = Field(default=1, gt=0)
     max_retries: NonNegativeInt = 1

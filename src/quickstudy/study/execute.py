@@ -48,6 +48,9 @@ def execute_run(spec: dict[str, Any], study_dir: Path, reraise_unexpected: bool 
     A QuickstudyError (bad data, bad config) is recorded as the failure; any other
     error is recorded too and, with `reraise_unexpected`, raised again so that an
     executor can retry it (out of memory, a lost device)."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # one bar over the study's runs; a run's own bars are noise under it
     folder = run_dir(study_dir, spec["id"])
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "status.json").unlink(missing_ok=True)
@@ -120,7 +123,8 @@ def train_run(spec: dict[str, Any], study_dir: Path) -> dict[str, Any]:
     from quickstudy.train.loop import train_model
 
     loaded = load_start_model(spec, study_dir)
-    training = TrainConfig.model_validate(spec["training"])
+    # No per-step bar under the study's bar: a run's steps are in runs/<id>/train/train_log.jsonl.
+    training = TrainConfig.model_validate({**spec["training"], "progress_bar": False})
     encoding = resolve_encoding(spec["encoding_options"] | {"name": spec["encoding"]})
     seed = spec["seed"]
     examples = []
@@ -146,61 +150,53 @@ def train_run(spec: dict[str, Any], study_dir: Path) -> dict[str, Any]:
 
 def evaluate_run(spec: dict[str, Any], study_dir: Path) -> dict[str, Any]:
     """Predict every test instance of the run's tasks; write predictions.jsonl and metrics.json."""
+    import torch
+
     from quickstudy.data.splits import SplitConfig, task_split
-    from quickstudy.evaluate.generate import generate_predictions
-    from quickstudy.evaluate.metrics import score_records, with_scores
-    from quickstudy.evaluate.predictions import PredictionRecord, write_predictions
+    from quickstudy.evaluate.generate import generate_predictions, predictions_for, write_evaluation
+    from quickstudy.evaluate.metrics import RougeMetrics
     from quickstudy.prompts.encoding import PromptBuilder, resolve_encoding
 
-    loaded = load_start_model(spec, study_dir)
+    loaded = load_start_model(spec, study_dir, device="cuda" if torch.cuda.is_available() else None)
     encoding = resolve_encoding(spec["encoding_options"] | {"name": spec["encoding"]})
-    pending = []
+    per_task = []
     for task in checked_tasks(spec):
         builder = PromptBuilder(task, encoding, loaded.tokenizer, spec["max_source_length"])
-        for instance in task_split(task, SplitConfig(**spec["splits"])).test:
-            pending.append((task, instance, builder.build(instance.input)))
+        test = task_split(task, SplitConfig(**spec["splits"])).test
+        per_task.append((task, test, [builder.build(instance.input) for instance in test]))
     generation = spec["generation"]
     outputs = generate_predictions(
         loaded,
-        [built.text for _, _, built in pending],
+        [built.text for _, _, prompts in per_task for built in prompts],
         batch_size=generation["batch_size"],
         max_new_tokens=generation["max_new_tokens"],
         num_beams=generation["num_beams"],
+        max_source_length=spec["max_source_length"],
+        progress=False,
     )
-    records = with_scores(
-        PredictionRecord(
-            task=task.name,
-            instance_id=instance.id,
-            input=instance.input,
-            references=instance.references,
-            prediction=output,
-            categories=tuple(task.categories),
-            prompt=built.text,
-            prompt_truncated=built.truncated,
-        )
-        for (task, instance, built), output in zip(pending, outputs)
-    )
-    folder = run_dir(study_dir, spec["id"])
-    write_predictions(folder / "predictions.jsonl", records)
-    report = score_records(records)
-    write_json_atomic(folder / "metrics.json", report.to_json())
-    return {"test_instances": {name: metric.n for name, metric in report.per_task.items()}}
+    records, offset, metrics = [], 0, RougeMetrics()
+    for task, test, prompts in per_task:
+        task_outputs = outputs[offset : offset + len(test)]
+        offset += len(test)
+        records += predictions_for(task, test, task_outputs, [p.text for p in prompts], [p.truncated for p in prompts], metrics)
+    write_evaluation(run_dir(study_dir, spec["id"]), records)
+    return {"test_instances": {task.name: len(test) for task, test, _ in per_task}}
 
 
-def load_start_model(spec: dict[str, Any], study_dir: Path) -> Any:
+def load_start_model(spec: dict[str, Any], study_dir: Path, device: str | None = None) -> Any:
     """The run's start model: a model spec, or the model an upstream run trained."""
     from quickstudy.models.loading import BaseModelCache, load_model
     from quickstudy.models.spec import ModelSpec
 
     model = spec["model"]
     if "spec" in model:
-        return load_model(ModelSpec.model_validate(model["spec"]))
+        return load_model(ModelSpec.model_validate(model["spec"]), device=device)
     path = checkpoint_dir(study_dir, model["run"])
     if not path.is_dir():
         raise StudyError(f"{path}: the model of run {model['run']} is missing; re-run the study to rebuild it")
     if model["run"].startswith("ft-"):  # read once: keep it out of the cache, where the base model stays
-        return load_model(ModelSpec(name_or_path=str(path)), cache=BaseModelCache(max_entries=0))
-    return load_model(ModelSpec(name_or_path=str(path)))
+        return load_model(ModelSpec(name_or_path=str(path)), device=device, cache=BaseModelCache(max_entries=0))
+    return load_model(ModelSpec(name_or_path=str(path)), device=device)
 
 
 def checked_tasks(spec: dict[str, Any]) -> list[Any]:

@@ -94,15 +94,18 @@ class RayExecutor:
     """Each run a Ray task with the config's resources and retries.
 
     Connects to `ray_address` when given (a cluster; every node must see the study
-    directory on a shared file system), else starts a local Ray on this machine.
+    directory on a shared file system), else starts a local Ray on this machine
+    with `ray_num_cpus` CPUs (None: all of them).
     Ray queues tasks until a node has their resources, so every ready run is
     submitted at once."""
 
     capacity = 1_000_000
 
     def __init__(self, config: ExecutorConfig, study_dir: Path):
-        import ray
-
+        try:
+            import ray
+        except ImportError:
+            raise ConfigError("executor.kind: ray is not installed (pip install 'quickstudy[ray]')") from None
         self._ray = ray
         self.study_dir = study_dir
         if not ray.is_initialized():
@@ -110,7 +113,7 @@ class RayExecutor:
                 if config.ray_address:
                     ray.init(address=config.ray_address, log_to_driver=False)
                 else:
-                    ray.init(num_cpus=max(2, int(config.num_cpus)), include_dashboard=False, log_to_driver=False)
+                    ray.init(num_cpus=config.ray_num_cpus, include_dashboard=False, log_to_driver=False)
             except (ConnectionError, RuntimeError, ValueError) as error:
                 raise ConfigError(f"executor.ray_address: cannot connect to Ray at {config.ray_address!r} ({one_line_error(error)})") from None
         self._task = ray.remote(_ray_execute_run).options(

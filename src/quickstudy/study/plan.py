@@ -95,12 +95,14 @@ def plan_study(config: StudyConfig) -> StudyPlan:
     versions = code_versions()
     runs: list[PlannedRun] = []
     start_models: dict[str, dict[str, Any]] = {}
+    used = {arm.start for arm in config.arms}
     for role in config.models:
         built = model_role(config, role)
         if isinstance(built, PrefinetunedRole):
-            run = prefinetune_run(config, role, built, seen, versions)
-            runs.append(run)
-            start_models[role] = {"run": run.id}
+            if role in used:  # a role no arm starts from is not built
+                run = prefinetune_run(config, role, built, seen, versions)
+                runs.append(run)
+                start_models[role] = {"run": run.id}
         else:
             start_models[role] = {"spec": ModelSpec.model_validate(built).model_dump(mode="json")}
     for arm in config.arms:
@@ -138,11 +140,12 @@ def prefinetune_run(config: StudyConfig, role: str, built: PrefinetunedRole, see
         "per_task": build.per_task,
         "seed": build.seed,
         "encoding_options": encoding_options,
-        "training": training,
+        "training": result_fields(training),
         "versions": versions,
     }
     spec = {
         **identity,
+        "training": training,
         "arm": None,
         "setting": None,
         "task": None,
@@ -172,11 +175,12 @@ def finetune_run(
         "size": size,
         "seed": seed,
         "encoding_options": encoding_options,
-        "training": training,
+        "training": result_fields(training),
         "versions": versions,
     }
     spec = {
         **identity,
+        "training": training,
         "task": tasks[0] if arm.setting == "stl" else None,
         "start": arm.start,
         "encoding": encoding_name,
@@ -250,7 +254,7 @@ def run_hash(identity: dict[str, Any]) -> str:
 
 
 def training_settings(study: dict[str, Any], override: dict[str, Any], seed: int, where: str) -> dict[str, Any]:
-    """The run's TrainConfig fields (validated; defaults filled in) that can change its result."""
+    """The run's TrainConfig fields, validated, with defaults filled in."""
     from pydantic import ValidationError
 
     from quickstudy.study.config import validation_message
@@ -260,7 +264,12 @@ def training_settings(study: dict[str, Any], override: dict[str, Any], seed: int
         config = TrainConfig.model_validate({**study, **override, "seed": seed})
     except ValidationError as error:
         raise ConfigError(f"{where}.{validation_message(error)}") from None
-    return {key: value for key, value in config.model_dump(mode="json").items() if key not in _NOT_RESULT_FIELDS}
+    return config.model_dump(mode="json")
+
+
+def result_fields(training: dict[str, Any]) -> dict[str, Any]:
+    """The training settings that can change a run's result (what its id hashes)."""
+    return {key: value for key, value in training.items() if key not in _NOT_RESULT_FIELDS}
 
 
 def generation_settings(generation: dict[str, Any], where: str) -> dict[str, Any]:

@@ -23,13 +23,15 @@ class RichProgress(RunProgress):
         self._task: Any = None
 
     def __enter__(self) -> RichProgress:
-        self._bar.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._bar.stop()
+        if self._task is not None:
+            self._bar.stop()
 
     def started(self, total: int) -> None:
+        """Called once the study is locked and planned, so a refusal prints no bar."""
+        self._bar.start()
         self._task = self._bar.add_task("", total=total)
 
     def update(self, done: int, running: int, failed: int) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from quickstudy.errors import ConfigError
 from quickstudy.study.config import StudyConfig
 from quickstudy.study.plan import PlannedRun
 from quickstudy.study.status import run_dir
@@ -42,7 +43,10 @@ def default_tracking_uri(study_dir: Path) -> str:
 
 class MlflowTracker(Tracker):
     def __init__(self, uri: str, experiment: str, study_dir: Path):
-        from mlflow.tracking import MlflowClient
+        try:
+            from mlflow.tracking import MlflowClient
+        except ImportError:
+            raise ConfigError("tracking: mlflow is not installed (pip install 'quickstudy[mlflow]')") from None
 
         self.client = MlflowClient(tracking_uri=uri)
         self.study_dir = study_dir
