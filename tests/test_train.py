@@ -136,3 +136,17 @@ def test_a_finished_output_dir_refuses_a_different_run(collection, tmp_path):
     finetune("tiny-t5", selections, "def_pos2", _quick(max_steps=1), tmp_path / "run")
     with pytest.raises(ConfigError, match="different model, data or config"):
         finetune("tiny-t5", selections, "def_pos2", _quick(max_steps=2), tmp_path / "run")
+
+
+def test_tensorboard_logging_or_a_one_line_reason_why_not(collection, tmp_path):
+    from accelerate.utils import is_tensorboard_available
+
+    selections = downstream_selections(collection, [TASK], "8")
+    config = _quick(max_steps=2, log_every_steps=1, tensorboard=True)
+    if is_tensorboard_available():
+        finetune("tiny-t5", selections, "def_pos2", config, tmp_path / "run")
+        assert list((tmp_path / "run").rglob("events.out.tfevents*"))
+    else:
+        with pytest.raises(ConfigError, match="train.tensorboard"):
+            finetune("tiny-t5", selections, "def_pos2", config, tmp_path / "run")
+        assert not (tmp_path / "run" / "model").exists()

@@ -100,6 +100,7 @@ def train_model(loaded: LoadedModel, encoded: Sequence[EncodedExample], config: 
     # accelerate steps a prepared scheduler once per process, hence the factor `world`.
     scheduler_name = "constant_with_warmup" if config.lr_scheduler == "constant" and config.warmup_steps else config.lr_scheduler
     scheduler = get_scheduler(scheduler_name, optimizer, num_warmup_steps=config.warmup_steps * world, num_training_steps=total_steps * world)
+    _fill_deepspeed_config(accelerator, config)
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
 
     log_path = out_dir / LOG_FILE
@@ -209,6 +210,18 @@ def build_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.
     if config.optimizer == "adafactor":
         return Adafactor(groups, lr=config.learning_rate, scale_parameter=False, relative_step=False, warmup_init=False)
     return torch.optim.AdamW(groups, lr=config.learning_rate)
+
+
+def _fill_deepspeed_config(accelerator: Accelerator, config: TrainConfig) -> None:
+    """Under `accelerate launch` with a DeepSpeed config, fill its "auto" batch size and
+    clipping from our config (accelerate takes them from a prepared DataLoader otherwise,
+    and this loop batches by length itself)."""
+    plugin = accelerator.state.deepspeed_plugin
+    if plugin is None:
+        return
+    plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = config.batch_size
+    if plugin.deepspeed_config.get("gradient_clipping", "auto") == "auto":
+        plugin.deepspeed_config["gradient_clipping"] = config.max_grad_norm or 0.0
 
 
 def save_checkpoint(accelerator: Accelerator, out_dir: Path, step: int, micro_batches: int, fingerprint: str) -> Path:
