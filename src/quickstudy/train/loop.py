@@ -104,18 +104,10 @@ def train_model(loaded: LoadedModel, encoded: Sequence[EncodedExample], config: 
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
 
     log_path = out_dir / LOG_FILE
-    start_step, micro_done = 0, 0
     checkpoint = latest_checkpoint(out_dir)
-    if checkpoint is not None:
-        state = json.loads((checkpoint / STATE_FILE).read_text(encoding="utf-8"))
-        if state["fingerprint"] != fingerprint:
-            raise ConfigError(f"{checkpoint}: checkpoint of a different run (model, data or hyper-parameters changed); use another output dir or delete {out_dir}")
-        accelerator.load_state(str(checkpoint))
-        start_step, micro_done = state["step"], state["micro_batches"]
-        if accelerator.is_main_process:
-            _truncate_log(log_path, start_step)
-    elif accelerator.is_main_process:
-        log_path.unlink(missing_ok=True)
+    start_step, micro_done = resume_from(accelerator, checkpoint, fingerprint) if checkpoint else (0, 0)
+    if accelerator.is_main_process:
+        _truncate_log(log_path, start_step)
     if config.tensorboard:
         accelerator.init_trackers("tensorboard")
 
@@ -236,13 +228,26 @@ def save_checkpoint(accelerator: Accelerator, out_dir: Path, step: int, micro_ba
     accelerator.save_state(str(tmp))
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        _write_json(tmp / STATE_FILE, {"step": step, "micro_batches": micro_batches, "fingerprint": fingerprint})
+        state = {"step": step, "micro_batches": micro_batches, "fingerprint": fingerprint, "num_processes": accelerator.num_processes}
+        _write_json(tmp / STATE_FILE, state)
         replace_directory(tmp, final)
         for old in folder.glob("step-*"):
             if old != final:
                 shutil.rmtree(old, ignore_errors=True)
     accelerator.wait_for_everyone()
     return final
+
+
+def resume_from(accelerator: Accelerator, checkpoint: Path, fingerprint: str) -> tuple[int, int]:
+    """Restore model, optimizer, scheduler and RNG states from `checkpoint`; return the
+    optimizer step and the number of this process's micro-batches done by then."""
+    state = json.loads((checkpoint / STATE_FILE).read_text(encoding="utf-8"))
+    if state["fingerprint"] != fingerprint:
+        raise ConfigError(f"{checkpoint}: checkpoint of a different run (model, data or hyper-parameters changed); use another output dir or delete {checkpoint.parent.parent}")
+    if state.get("num_processes", 1) != accelerator.num_processes:  # the data position counts per-process batches
+        raise ConfigError(f"{checkpoint}: written by {state.get('num_processes', 1)} processes, resumed with {accelerator.num_processes}; resume with the same launch")
+    accelerator.load_state(str(checkpoint))
+    return state["step"], state["micro_batches"]
 
 
 def latest_checkpoint(out_dir: Path) -> Path | None:
@@ -288,8 +293,12 @@ def _append_jsonl(path: Path, record: dict[str, Any]) -> None:
 
 
 def _truncate_log(path: Path, last_step: int) -> None:
-    """Drop log lines written after the checkpoint a run resumes from (they will be redone)."""
+    """Drop log lines written after the checkpoint a run resumes from (they will be redone);
+    a fresh run (`last_step` 0) starts an empty log."""
     if not path.is_file():
+        return
+    if last_step == 0:
+        path.unlink()
         return
     kept = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip() and json.loads(line)["step"] <= last_step]
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
