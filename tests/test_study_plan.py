@@ -169,6 +169,6 @@ def test_plan_command_prints_the_issue_json_layout(sample_dir: Path) -> None:
     plan = json.loads(done.stdout)
     assert set(plan) == {"runs", "counts"}
     assert set(plan["runs"][0]) == {"id", "kind", "arm", "setting", "task", "size", "seed", "depends_on"}
-    assert plan["counts"]["total"] == len(plan["runs"]) == 16
+    assert plan["counts"]["total"] == len(plan["runs"]) == 20
     failed = subprocess.run([*command[:-2], str(CONFIGS / "thesis.yaml")], capture_output=True, text=True)
     assert failed.returncode != 0 and failed.stderr.count("\n") == 1 and "collection" in failed.stderr

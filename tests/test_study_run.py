@@ -78,7 +78,7 @@ def local_study(tmp_path_factory) -> Path:
     """The smoke study, run once in-process with the local executor."""
     study_dir = tmp_path_factory.mktemp("local") / "study"
     result = run_study(load_study_config(SMOKE), study_dir)
-    assert result.complete and result.already_done == 0 and len(result.done) == result.planned == 16
+    assert result.complete and result.already_done == 0 and len(result.done) == result.planned == 20
     return study_dir
 
 
@@ -107,28 +107,29 @@ def test_smoke_study_writes_the_study_directory_layout(local_study: Path) -> Non
             assert metrics["overall"]["rougeL"] == pytest.approx(mean, abs=1e-3)
         if run.kind == FINETUNE:  # evaluated, so its model is gone; the counts the report reads stay
             assert not checkpoint_dir(local_study, run.id).exists()
-            assert sum(spec["train_instances"].values()) == int(run.size) * len(spec["tasks"])
-            assert set(spec["train_pool"]) == set(spec["tasks"])
+            assert set(spec["train_pool"]) == set(spec["train_instances"]) == set(spec["tasks"])
+            for task, count in spec["train_instances"].items():
+                assert count == (spec["train_pool"][task] if run.size == "all" else int(run.size))
         if run.kind == PREFINETUNE:  # kept: pre-finetuned models are reused
             assert checkpoint_dir(local_study, run.id).is_dir()
             assert spec["train_instances"] == {task: 4 for task in spec["tasks"]}
     status = study_status(local_study).to_json()
-    assert (status["done"], status["pending"], status["failed"]) == (16, 0, 0)
+    assert (status["done"], status["pending"], status["failed"]) == (20, 0, 0)
     assert status["by_arm"]["stl_proposed"] == {"done": 8, "pending": 0, "failed": 0}
 
 
 def test_status_command_prints_json(local_study: Path) -> None:
     done = subprocess.run([*CLI, "study", "status", str(local_study), "--json"], capture_output=True, text=True, check=True)
     status = json.loads(done.stdout)
-    assert (status["done"], status["pending"], status["failed"]) == (16, 0, 0)
-    assert set(status["by_arm"]) == {"prefinetune", "stl_proposed", "mtl_proposed", "stl_baseline1", "zero_shot"}
+    assert (status["done"], status["pending"], status["failed"]) == (20, 0, 0)
+    assert set(status["by_arm"]) == {"prefinetune", "stl_proposed", "mtl_proposed", "stl_baseline1", "stl_baseline3", "zero_shot"}
 
 
 def test_rerun_trains_nothing_and_a_changed_setting_reruns_only_its_runs(local_study: Path, tmp_path: Path) -> None:
     study_dir = tmp_path / "study"
     shutil.copytree(local_study, study_dir)
     again = run_study(load_study_config(SMOKE), study_dir)
-    assert again.done == [] and again.already_done == 16 and again.complete
+    assert again.done == [] and again.already_done == 20 and again.complete
 
     zero_shot = run_study(load_study_config(SMOKE, ["arms.zero_shot.generation.max_new_tokens=4"]), study_dir)
     plan = plan_study(load_study_config(SMOKE, ["arms.zero_shot.generation.max_new_tokens=4"])).by_id()
@@ -161,7 +162,7 @@ def test_sigkilled_study_resumes_to_the_same_metrics(local_study: Path, tmp_path
         runner.wait()
     assert runner.returncode == -signal.SIGKILL, "the study finished before it could be killed"
     finished_before = {path.parent.name for path in study_dir.glob("runs/*/status.json")}
-    assert 5 <= len(finished_before) < 16
+    assert 5 <= len(finished_before) < 20
     started_before = {run_id: json.loads((study_dir / "runs" / run_id / "status.json").read_text())["started"] for run_id in finished_before}
 
     resumed = run_study(load_study_config(SMOKE), study_dir)
@@ -261,7 +262,7 @@ def test_ray_executor_gives_the_local_metrics(local_study: Path, tmp_path: Path)
         result = run_study(load_study_config(SMOKE, ["executor.kind=ray", "executor.ray_num_cpus=2"]), study_dir)
     finally:
         ray.shutdown()
-    assert result.complete and len(result.done) == 16
+    assert result.complete and len(result.done) == 20
     assert all_metrics(study_dir) == all_metrics(local_study)
     assert os.getpid() not in {run_pid(study_dir, run_id) for run_id in result.done}  # they ran in Ray's workers
 
