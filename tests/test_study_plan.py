@@ -163,12 +163,15 @@ def test_overrides_are_yaml_scalars_and_paths_are_relative_to_the_cwd(sample_dir
     assert {run.seed for run in plan.runs if run.kind == FINETUNE} == {1, 2}
 
 
-def test_plan_command_prints_the_issue_json_layout(sample_dir: Path) -> None:
+def test_plan_command_prints_the_issue_json_layout(sample_dir: Path, tmp_path: Path) -> None:
     command = [sys.executable, "-m", "quickstudy.cli", "study", "plan", str(CONFIGS / "smoke.yaml"), "--json"]
     done = subprocess.run(command, capture_output=True, text=True, check=True)
     plan = json.loads(done.stdout)
     assert set(plan) == {"runs", "counts"}
     assert set(plan["runs"][0]) == {"id", "kind", "arm", "setting", "task", "size", "seed", "depends_on"}
     assert plan["counts"]["total"] == len(plan["runs"]) == 20
-    failed = subprocess.run([*command[:-2], str(CONFIGS / "thesis.yaml")], capture_output=True, text=True)
-    assert failed.returncode != 0 and failed.stderr.count("\n") == 1 and "collection" in failed.stderr
+    # the thesis config's collection is a placeholder: one line, and no study directory left behind
+    out = tmp_path / "thesis"
+    failed = subprocess.run([*command[:4], "run", str(CONFIGS / "thesis.yaml"), "--out", str(out)], capture_output=True, text=True)
+    assert failed.returncode != 0 and failed.stderr.count("\n") == 1 and "--set collection=PATH" in failed.stderr
+    assert not out.exists()

@@ -11,6 +11,7 @@ again (say, new generation settings), the fine-tune is simply run again.
 from __future__ import annotations
 
 from collections import defaultdict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,8 +57,8 @@ def run_study(
 ) -> StudyResult:
     """Run every run of the study that is not done; refuse if another runner holds the study."""
     progress = progress or Progress()
+    plan = plan_study(config)  # first: a config that cannot be planned leaves no study directory behind
     with study_lock(study_dir):
-        plan = plan_study(config)
         write_text_atomic(study_dir / "study.yaml", resolved_config_yaml(config))
         write_json_atomic(study_dir / PLAN_NAME, plan.to_json())
         states = {run.id: run_state(study_dir, run.id)[0] for run in plan.runs}
@@ -103,7 +104,15 @@ def dependents_of(plan: StudyPlan) -> dict[str, list[str]]:
     return dependents
 
 
-def schedule(plan, todo, states, executor: Executor, result: StudyResult, progress: Progress, on_finished) -> None:  # type: ignore[no-untyped-def]
+def schedule(
+    plan: StudyPlan,
+    todo: set[str],
+    states: dict[str, str],
+    executor: Executor,
+    result: StudyResult,
+    progress: Progress,
+    on_finished: Callable[[RunOutcome], None],
+) -> None:
     """Submit runs as their dependencies finish; a failed run blocks the runs after it."""
     by_id = plan.by_id()
     dependents = dependents_of(plan)
@@ -113,11 +122,12 @@ def schedule(plan, todo, states, executor: Executor, result: StudyResult, progre
         if run.id not in todo and states[run.id] == FAILED:
             blocked |= downstream_of(run.id, dependents) & todo
     ready = deque(run.id for run in plan.runs if run.id in todo and not waiting[run.id] and run.id not in blocked)
+    failed_before = len(result.failed)
     progress.started(len(todo))
     while ready or executor.running():
         while ready and executor.running() < executor.capacity:
             executor.submit(by_id[ready.popleft()].spec)
-        progress.update(len(result.done), executor.running(), len(result.failed))
+        progress.update(len(result.done), executor.running(), len(result.failed) - failed_before)
         for outcome in executor.wait_any():
             states[outcome.run_id] = outcome.state
             if outcome.state == DONE:
@@ -131,7 +141,7 @@ def schedule(plan, todo, states, executor: Executor, result: StudyResult, progre
             else:
                 result.failed[outcome.run_id] = outcome.error or "failed"
                 blocked |= downstream_of(outcome.run_id, dependents)
-        progress.update(len(result.done), executor.running(), len(result.failed))
+        progress.update(len(result.done), executor.running(), len(result.failed) - failed_before)
     result.blocked = [run.id for run in plan.runs if run.id in blocked and run.id in todo]
 
 
@@ -156,7 +166,7 @@ def finished(outcome: RunOutcome, plan: StudyPlan, study_dir: Path, states: dict
 
 def remove_used_checkpoints(plan: StudyPlan, study_dir: Path, states: dict[str, str], only: set[str] | None = None) -> None:
     """Delete the model of every done fine-tune whose dependents are all done (pre-finetuned
-    models are kept: they are costly and every later study from the same base can reuse them)."""
+    models are kept: they are costly, and a changed downstream setting reuses them)."""
     dependents = dependents_of(plan)
     for run in plan.runs:
         if run.kind != FINETUNE or (only is not None and run.id not in only) or states[run.id] != DONE:
