@@ -137,6 +137,7 @@ def test_a_role_no_arm_starts_from_is_not_built() -> None:
         ("training.num_epochs=-1", "training.num_epochs"),
         ("models.base.name_or_pat=x", "models.base.name_or_pat: unknown key"),
         ("models.base_prefinetuned.prefinetune.from=base_prefinetuned", "must name a model role given by a model spec"),
+        ("models.base_prefinetuned.prefinetune.per_task=0", "models.base_prefinetuned.prefinetune.per_task: Input should be greater"),
         ("tasks.unseen.names=[task_nope]", "tasks.unseen.names: task_nope not in the split's list"),
         ("executor.kind=slurm", "executor.kind"),
         ("tracking=wandb", "tracking"),
@@ -175,3 +176,24 @@ def test_plan_command_prints_the_issue_json_layout(sample_dir: Path, tmp_path: P
     failed = subprocess.run([*command[:4], "run", str(CONFIGS / "thesis.yaml"), "--out", str(out)], capture_output=True, text=True)
     assert failed.returncode != 0 and failed.stderr.count("\n") == 1 and "--set collection=PATH" in failed.stderr
     assert not out.exists()
+
+
+def test_an_instruction_tuned_model_can_be_built_by_prefinetuning_with_instructions() -> None:
+    built = "models.instruction_tuned={prefinetune: {from: base, encoding: def_pos2, per_task: 4}}"
+    plan = plan_study(load_study_config(CONFIGS / "smoke.yaml", [built]))
+    prefinetunes = {run.spec["role"]: run for run in plan.runs if run.kind == PREFINETUNE}
+    assert set(prefinetunes) == {"instruction_tuned", "base_prefinetuned"}
+    assert prefinetunes["instruction_tuned"].spec["encoding"] == "def_pos2"
+    assert prefinetunes["instruction_tuned"].id != prefinetunes["base_prefinetuned"].id
+    proposed = [run for run in plan.runs if run.arm == "stl_proposed" and run.kind == FINETUNE]
+    assert proposed and all(run.depends_on == (prefinetunes["instruction_tuned"].id,) for run in proposed)
+    (zero_shot,) = [run for run in plan.runs if run.setting == "zero_shot"]
+    assert zero_shot.depends_on == (prefinetunes["instruction_tuned"].id,)
+
+
+def test_unseen_tasks_narrowed_by_category_and_count() -> None:
+    by_category = ["tasks.unseen.names=null", "tasks.unseen.categories=[Word Analogy, Title Generation]"]
+    plan = plan_study(load_study_config(CONFIGS / "smoke.yaml", by_category))
+    assert plan.unseen_tasks == ("task219_rocstories_title_answer_generation", "task1152_bard_analogical_reasoning_causation")
+    plan = plan_study(load_study_config(CONFIGS / "smoke.yaml", [*by_category, "tasks.unseen.max_tasks=1"]))
+    assert plan.unseen_tasks == ("task219_rocstories_title_answer_generation",)

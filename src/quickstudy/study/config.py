@@ -140,7 +140,10 @@ class StudyConfig(_Strict):
             raise ValueError(f"arm names must be unique; repeated: {', '.join(duplicates)}")
         for role, raw in self.models.items():
             if "prefinetune" in raw:
-                source = model_role(self, role).prefinetune.from_role  # type: ignore[union-attr]
+                try:
+                    source = PrefinetunedRole.model_validate(raw).prefinetune.from_role
+                except ValidationError as error:
+                    raise ValueError(f"models.{role}.{validation_message(error)}") from None
                 if source not in self.models or "prefinetune" in self.models[source]:
                     raise ValueError(f"models.{role}.prefinetune.from: {source!r} must name a model role given by a model spec")
         for arm in self.arms:
