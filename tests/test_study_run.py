@@ -257,7 +257,6 @@ def test_mlflow_tracking_logs_each_run_to_a_sqlite_store(tmp_path: Path) -> None
 def test_ray_executor_gives_the_local_metrics(local_study: Path, tmp_path: Path) -> None:
     ray = pytest.importorskip("ray")
     study_dir = tmp_path / "study"
-    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     try:
         result = run_study(load_study_config(SMOKE, ["executor.kind=ray", "executor.ray_num_cpus=2"]), study_dir)
     finally:
