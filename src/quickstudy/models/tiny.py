@@ -63,18 +63,20 @@ def tiny_model(name: str, tokenizer: PreTrainedTokenizerBase, seed: int = 0, ove
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         if name == "tiny-t5":
+            defaults = dict(d_model=128, d_kv=32, d_ff=256, num_layers=2, num_decoder_layers=2, num_heads=4, dropout_rate=0.1)
             config = T5Config(
-                vocab_size=vocab_size, d_model=128, d_kv=32, d_ff=256, num_layers=2, num_decoder_layers=2,
-                num_heads=4, dropout_rate=0.1, pad_token_id=pad_id, eos_token_id=eos_id,
-                decoder_start_token_id=pad_id, **overrides,
+                vocab_size=vocab_size, pad_token_id=pad_id, eos_token_id=eos_id, decoder_start_token_id=pad_id,
+                **{**defaults, **overrides},
             )  # fmt: skip
             return T5ForConditionalGeneration(config)
         if name == "tiny-llama":
+            defaults = dict(
+                hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=4,
+                num_key_value_heads=4, max_position_embeddings=4096, tie_word_embeddings=False,
+            )
             config = LlamaConfig(
-                vocab_size=vocab_size, hidden_size=128, intermediate_size=256, num_hidden_layers=2,
-                num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=4096,
-                pad_token_id=pad_id, eos_token_id=eos_id, bos_token_id=eos_id, tie_word_embeddings=False,
-                **overrides,
+                vocab_size=vocab_size, pad_token_id=pad_id, eos_token_id=eos_id, bos_token_id=eos_id,
+                **{**defaults, **overrides},
             )  # fmt: skip
             return LlamaForCausalLM(config)
     raise ModelError(f"model {name!r}: unknown tiny model (known: {', '.join(TINY_MODELS)})")

@@ -51,7 +51,10 @@ class MlflowTracker(Tracker):
         self.client = MlflowClient(tracking_uri=uri)
         self.study_dir = study_dir
         found = self.client.get_experiment_by_name(experiment)
-        self.experiment_id = found.experiment_id if found else self.client.create_experiment(experiment)
+        # A SQLite store's default artifact root is ./mlruns in the working directory;
+        # keep a local store's artifacts inside the study instead.
+        artifacts = (study_dir.resolve() / "mlartifacts").as_uri() if uri.startswith("sqlite:") else None
+        self.experiment_id = found.experiment_id if found else self.client.create_experiment(experiment, artifact_location=artifacts)
 
     def log_run(self, run: PlannedRun, study_dir: Path) -> None:
         from mlflow.entities import Metric, Param
