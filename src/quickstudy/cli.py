@@ -325,6 +325,40 @@ def report_command(
 # --- demo command (issue: built-in demo) -------------------------------------
 
 
+@app.command("demo")
+def demo_command(
+    out: Path = typer.Option(Path("demo-study"), "--out", help="Folder for the collection, tokenizer, runs and report."),
+    seeds: int = typer.Option(1, "--seeds", min=1, help="Seeds per arm (1, 2, ... N)."),
+    preset: str = typer.Option("demo", "--preset", help="demo (the full built-in study) or smoke (a one-minute version)."),
+    overrides: list[str] = typer.Option([], "--set", help="Override a key of the preset's config (dotted.key=value)."),
+) -> None:
+    """Run the built-in study on the CPU, offline: synthetic tasks, every arm, and the report."""
+    import time
+
+    from quickstudy.demo import demo_config_path, demo_overrides, demo_paths, prepared_demo_data
+    from quickstudy.report.render import build_report
+    from quickstudy.study.config import load_study_config
+    from quickstudy.study.progress import RichProgress
+    from quickstudy.study.runner import run_study
+
+    started = time.monotonic()
+    paths = demo_paths(out)
+    config_path = demo_config_path(preset)
+    study = load_study_config(config_path, [*demo_overrides(paths, seeds), *overrides])
+    console.print(f"demo: synthetic collection and tokenizer in {paths.out}")
+    prepared_demo_data(paths)
+    with RichProgress(err_console) as progress:
+        result = run_study(study, paths.out, progress=progress)
+    files = build_report(paths.out, paths.report)
+    minutes = (time.monotonic() - started) / 60
+    console.print(f"demo: {result.already_done + len(result.done)}/{result.planned} runs done in {minutes:.1f} min")
+    console.print(f"report: {files.html}\n        {files.markdown}")
+    if not result.complete:
+        from quickstudy.errors import StudyError
+
+        raise StudyError(f"{paths.out}: {len(result.failed)} runs failed; see `quickstudy study status {paths.out}`")
+
+
 def main() -> None:
     """Entry point: run the app, turning QuickstudyError into one line and an exit code."""
     try:

@@ -5,7 +5,8 @@ overrides (values parsed as YAML scalars), then validates. Any problem is a
 ConfigError naming the file and the dotted key.
 
 Relative paths: a `collection` (or `split_dir`) written in the YAML file is
-relative to the file's folder, so a config works from any working directory; a
+relative to the file's folder, so a config works from any working directory (so is a
+model's `name_or_path` or `tokenizer` written as "./..." or "../..."); a
 path given with `--set` is relative to the working directory, like any other
 command-line path. Both are stored absolute in the resolved config.
 """
@@ -26,6 +27,7 @@ ROLE_BASE = "base"
 ROLE_BASE_PREFINETUNED = "base_prefinetuned"
 
 _PATH_KEYS = ("collection", "split_dir")
+_MODEL_PATH_KEYS = ("name_or_path", "tokenizer")
 
 
 class _Strict(BaseModel):
@@ -167,6 +169,11 @@ def load_study_config(path: str | Path, overrides: list[str] | None = None) -> S
     for key in _PATH_KEYS:
         if isinstance(raw.get(key), str):
             raw[key] = str((path.parent / raw[key]).resolve())
+    for spec in (raw.get("models") or {}).values():
+        for key in _MODEL_PATH_KEYS:
+            # Only explicit relative paths: "org/name" is a hub id, not a folder.
+            if isinstance(spec, dict) and isinstance(spec.get(key), str) and spec[key].startswith(("./", "../")):
+                spec[key] = str((path.parent / spec[key]).resolve())
     for override in overrides or []:
         key, value = parse_override(override)
         if key in _PATH_KEYS and isinstance(value, str):

@@ -68,7 +68,12 @@ class ProcessExecutor:
     def __init__(self, config: ExecutorConfig, study_dir: Path):
         self.study_dir = study_dir
         self.capacity = config.workers
-        self._pool = ProcessPoolExecutor(max_workers=config.workers, mp_context=get_context("spawn"))
+        self._pool = ProcessPoolExecutor(
+            max_workers=config.workers,
+            mp_context=get_context("spawn"),
+            initializer=_limit_threads,
+            initargs=(max(1, int(config.num_cpus)),),
+        )
         self._futures: dict[Future[RunOutcome], str] = {}
 
     def submit(self, spec: dict[str, Any]) -> None:
@@ -88,6 +93,14 @@ class ProcessExecutor:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _limit_threads(num_cpus: int) -> None:
+    """Give each worker process its share of the CPUs (`executor.num_cpus`), so N workers
+    do not each start one thread per core and slow each other down."""
+    import torch
+
+    torch.set_num_threads(num_cpus)
 
 
 class RayExecutor:
