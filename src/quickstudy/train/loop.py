@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import os
 import shutil
 import time
 from array import array
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
@@ -225,7 +228,8 @@ def save_checkpoint(accelerator: Accelerator, out_dir: Path, step: int, micro_ba
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
     accelerator.wait_for_everyone()
-    accelerator.save_state(str(tmp))
+    with _quiet_logger("accelerate.utils.other"):  # T5's tied embeddings: an expected 'Removed shared tensor' per checkpoint
+        accelerator.save_state(str(tmp))
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         state = {"step": step, "micro_batches": micro_batches, "fingerprint": fingerprint, "num_processes": accelerator.num_processes}
@@ -304,3 +308,15 @@ def _truncate_log(path: Path, last_step: int) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
     os.replace(tmp, path)
+
+
+@contextmanager
+def _quiet_logger(name: str) -> Iterator[None]:
+    """Silence one library logger's warnings for the duration of the block."""
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
