@@ -27,6 +27,7 @@ from quickstudy.study.status import DONE, FAILED, run_dir
 
 TRAIN_DIR = "train"
 MODEL_DIR = "model"  # inside TRAIN_DIR, as train_model writes it
+TOKEN_CACHE_DIR = "cache/tokens"
 
 
 @dataclass(frozen=True)
@@ -118,16 +119,16 @@ def train_run(spec: dict[str, Any], study_dir: Path) -> dict[str, Any]:
     from quickstudy.data.sampling import nested_samples, parse_size, prefinetune_instances
     from quickstudy.data.splits import SplitConfig, task_split
     from quickstudy.prompts.encoding import resolve_encoding
-    from quickstudy.prompts.features import encode_examples, text_examples
     from quickstudy.train.config import TrainConfig
     from quickstudy.train.loop import train_model
+    from quickstudy.train.stages import TaskSelection, training_features
 
     loaded = load_start_model(spec, study_dir)
     # No per-step bar under the study's bar: a run's steps are in runs/<id>/train/train_log.jsonl.
     training = TrainConfig.model_validate({**spec["training"], "progress_bar": False})
     encoding = resolve_encoding(spec["encoding_options"] | {"name": spec["encoding"]})
     seed = spec["seed"]
-    examples = []
+    selections = []
     train_pool: dict[str, int] = {}
     train_instances: dict[str, int] = {}
     for task in checked_tasks(spec):
@@ -139,10 +140,10 @@ def train_run(spec: dict[str, Any], study_dir: Path) -> dict[str, Any]:
             chosen = nested_samples(split, [size], seed)[size.label]
             train_pool[task.name] = len(split.train)
         train_instances[task.name] = len(chosen)
-        examples += text_examples(task, chosen, encoding, loaded.tokenizer, training.max_source_length, seed)
-    encoded = encode_examples(
-        examples, loaded.tokenizer, training.max_source_length, training.max_target_length, decoder_only=not loaded.is_seq2seq
-    )
+        selections.append(TaskSelection(task, chosen))
+    # Token ids are cached per (task, instances, encoding, tokenizer, lengths): the nested
+    # sizes and repeated arms of a study re-read them instead of tokenizing again.
+    encoded = training_features(selections, encoding, loaded, training, seed, cache_dir=study_dir / TOKEN_CACHE_DIR)
     result = train_model(loaded, encoded, training, run_dir(study_dir, spec["id"]) / TRAIN_DIR)
     counts = {"train_instances": train_instances, "train_steps": result.steps, "final_loss": result.final_loss}
     return counts | ({"train_pool": train_pool} if train_pool else {})
