@@ -26,6 +26,7 @@ the budget, so padding (what length grouping saves) matters less.
 from __future__ import annotations
 
 import argparse
+import math
 import random
 import shutil
 import sys
@@ -43,6 +44,7 @@ from quickstudy.models.spec import ModelSpec
 from quickstudy.models.tiny import word_level_tokenizer
 from quickstudy.prompts.encoding import PromptBuilder, encoding_by_name
 from quickstudy.train.config import TrainConfig
+from quickstudy.train.batching import example_length, length_grouped_batches
 from quickstudy.train.loop import train_model
 from quickstudy.train.stages import TaskSelection, downstream_selections, training_features
 
@@ -67,6 +69,7 @@ class ReferenceCollator:
         self.max_target_length = max_target_length
         self.random = random.Random(seed)
         self.real_tokens = 0
+        self.positions = 0  # padded source and target positions: what the model computes on
 
     def __call__(self, batch: list[dict]) -> dict[str, torch.Tensor]:
         sources = [reference_prompt(item["task"], item["input"], self.tokenizer, self.max_source_length, 2, 0) for item in batch]
@@ -75,10 +78,11 @@ class ReferenceCollator:
         labels = self.tokenizer(text_target=targets, max_length=self.max_target_length, padding="longest", truncation=True, return_tensors="pt")
         inputs["labels"] = labels["input_ids"].masked_fill(labels["attention_mask"] == 0, -100)
         self.real_tokens += int(inputs["attention_mask"].sum() + labels["attention_mask"].sum())
+        self.positions += inputs["input_ids"].numel() + labels["input_ids"].numel()
         return dict(inputs)
 
 
-def run_reference(loaded: LoadedModel, items: list[dict], config: TrainConfig, out_dir: Path) -> tuple[int, float]:
+def run_reference(loaded: LoadedModel, items: list[dict], config: TrainConfig, out_dir: Path) -> tuple[int, int, float]:
     collator = ReferenceCollator(loaded.tokenizer, config.max_source_length, config.max_target_length, config.seed)
     arguments = Seq2SeqTrainingArguments(
         output_dir=str(out_dir), per_device_train_batch_size=config.batch_size, max_steps=config.max_steps,
@@ -90,13 +94,22 @@ def run_reference(loaded: LoadedModel, items: list[dict], config: TrainConfig, o
     trainer = Seq2SeqTrainer(model=loaded.model, args=arguments, train_dataset=items, data_collator=collator)
     start = clock()
     trainer.train()
-    return collator.real_tokens, clock() - start
+    return collator.real_tokens, collator.positions, clock() - start
 
 
-def run_ours(loaded: LoadedModel, encoded: list, config: TrainConfig, out_dir: Path) -> tuple[int, float]:
+def run_ours(loaded: LoadedModel, encoded: list, config: TrainConfig, out_dir: Path) -> tuple[int, int, float]:
     start = clock()
     result = train_model(loaded, encoded, config, out_dir)
-    return result.train_tokens, clock() - start
+    seconds = clock() - start
+    return result.train_tokens, padded_positions(encoded, config), seconds
+
+
+def padded_positions(encoded: list, config: TrainConfig) -> int:
+    """Source and target positions of the batches `train_model` trained on (one process, no accumulation)."""
+    lengths = [example_length(e) for e in encoded]
+    epochs = math.ceil(config.max_steps / math.ceil(len(encoded) / config.batch_size))
+    batches = [b for epoch in range(epochs) for b in length_grouped_batches(lengths, config.batch_size, config.seed, epoch)]
+    return sum(len(b) * (max(len(encoded[i].input_ids) for i in b) + max(len(encoded[i].labels) for i in b)) for b in batches[: config.max_steps])
 
 
 def collection_texts(selections: list[TaskSelection]) -> list[str]:
@@ -155,11 +168,11 @@ def main() -> None:
         for repeat in range(args.repeats):
             for name, run, data in (("reference", run_reference, items), ("ours", run_ours, encoded)):
                 wall_start = time.perf_counter()
-                tokens, seconds = run(load_model(spec), data, config, tmp / f"{name}-{repeat}")
+                tokens, positions, seconds = run(load_model(spec), data, config, tmp / f"{name}-{repeat}")
                 wall = time.perf_counter() - wall_start
                 best[name] = max(best[name], tokens / seconds)
-                print(f"{name:9s} run {repeat + 1}: {tokens} real tokens, {tokens / seconds:,.0f} tokens/s ({CLOCK}), "
-                      f"{tokens / wall:,.0f} tokens/s (wall)")  # fmt: skip
+                print(f"{name:9s} run {repeat + 1}: {tokens} real tokens ({1 - tokens / positions:.0%} of positions are padding), "
+                      f"{tokens / seconds:,.0f} tokens/s ({CLOCK}), {tokens / wall:,.0f} tokens/s (wall)")  # fmt: skip
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"reference: {best['reference']:,.0f} tokens/s ({CLOCK}, best of {args.repeats})")

@@ -16,6 +16,7 @@ from quickstudy.models.spec import LoraSpec, ModelSpec
 from quickstudy.prompts.encoding import encoding_by_name
 from quickstudy.train.batching import collate
 from quickstudy.train.config import TrainConfig
+from quickstudy.train.loop import build_optimizer
 from quickstudy.train.stages import (
     TaskSelection,
     downstream_selections,
@@ -150,3 +151,26 @@ def test_tensorboard_logging_or_a_one_line_reason_why_not(collection, tmp_path):
         with pytest.raises(ConfigError, match="train.tensorboard"):
             finetune("tiny-t5", selections, "def_pos2", config, tmp_path / "run")
         assert not (tmp_path / "run" / "model").exists()
+
+
+def test_the_multi_tensor_adamw_updates_weights_bitwise_like_torchs_per_parameter_loop(collection):
+    config = _quick(weight_decay=0.01)
+    model = load_model(ModelSpec(name_or_path="tiny-t5"))
+    features = training_features(downstream_selections(collection, [TASK], "all"), encoding_by_name("def_pos2"), model, config, 1)
+    batches = [collate(features[i : i + 4], model.tokenizer.pad_token_id, True) for i in range(0, 12, 4)]
+    def per_parameter_adamw(trained, config):  # the same groups, torch's default (per-parameter loop on CPU)
+        groups = [{"params": g["params"], "weight_decay": g["weight_decay"]} for g in build_optimizer(trained, config).param_groups]
+        return torch.optim.AdamW(groups, lr=config.learning_rate)
+
+    weights = []
+    for optimizer_of in (build_optimizer, per_parameter_adamw):
+        trained = load_model(ModelSpec(name_or_path="tiny-t5")).model.eval()  # eval: no dropout, same losses both ways
+        optimizer = optimizer_of(trained, config)
+        for batch in batches:
+            trained(**batch).loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+        weights.append(trained.state_dict())
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    start = load_model(ModelSpec(name_or_path="tiny-t5")).model.state_dict()
+    assert any(not torch.equal(start[k], weights[0][k]) for k in start)  # it did train

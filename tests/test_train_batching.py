@@ -9,7 +9,7 @@ import torch
 
 from quickstudy.errors import ConfigError
 from quickstudy.prompts.features import EncodedExample
-from quickstudy.train.batching import collate, length_grouped_batches, shard_batches
+from quickstudy.train.batching import collate, length_grouped_batches, real_token_count, shard_batches
 from quickstudy.train.config import TrainConfig
 from quickstudy.train.stages import apply_override, load_train_run_config
 
@@ -77,3 +77,13 @@ def test_cli_prints_one_line_naming_the_bad_key(tmp_path, capsys, monkeypatch):
     assert exited.value.code == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "train.lr" in err and "Traceback" not in err
+
+
+def test_real_token_count_matches_the_unpadded_positions_of_a_collated_batch():
+    for examples, is_seq2seq in (
+        ([EncodedExample([5, 6, 1], [7, 1]), EncodedExample([5, 1], [8, 9, 9, 1])], True),
+        ([EncodedExample([5, 6, 1], [-100, 6, 1]), EncodedExample([5, 1], [-100, 1])], False),
+    ):
+        batch = collate(examples, 0, is_seq2seq)
+        counted = int(batch["attention_mask"].sum() + (batch["labels"] != -100).sum())
+        assert sum(real_token_count(e) for e in examples) == counted

@@ -25,6 +25,11 @@ def example_length(example: EncodedExample) -> int:
     return len(example.input_ids) + len(example.labels)
 
 
+def real_token_count(example: EncodedExample) -> int:
+    """The source and target tokens an example trains on: padding and -100 prompt labels excluded."""
+    return len(example.input_ids) + sum(1 for label in example.labels if label != -100)
+
+
 def length_grouped_batches(lengths: Sequence[int], batch_size: int, seed: int, epoch: int) -> list[list[int]]:
     """Index batches for one epoch: seeded shuffle, sort by length (longest first)
     inside windows of GROUP_WINDOW_BATCHES batches, then shuffle the batches."""
