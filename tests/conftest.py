@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -22,3 +23,22 @@ def sample_dir() -> Path:
 @pytest.fixture(scope="session")
 def golden_dir() -> Path:
     return GOLDEN
+
+
+@pytest.fixture
+def quickstudy(monkeypatch, capsys):
+    """Run the CLI entry point (`cli.main`, as the console script does) in this
+    process: `quickstudy("evaluate", path)` returns (exit code, stdout, stderr)."""
+    from quickstudy.cli import main
+
+    def run(*args: str) -> tuple[int, str, str]:
+        monkeypatch.setattr(sys, "argv", ["quickstudy", *args])
+        code = 0
+        try:
+            main()
+        except SystemExit as done:
+            code = done.code or 0
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return run

@@ -8,24 +8,6 @@ import sys
 
 import pytest
 
-from quickstudy.cli import main
-
-
-@pytest.fixture
-def quickstudy(monkeypatch, capsys):
-    """Run the CLI entry point in this process: (exit code, stdout, stderr)."""
-
-    def run(*args: str) -> tuple[int, str, str]:
-        monkeypatch.setattr(sys, "argv", ["quickstudy", *args])
-        code = 0
-        try:
-            main()
-        except SystemExit as done:
-            code = done.code or 0
-        captured = capsys.readouterr()
-        return code, captured.out, captured.err
-
-    return run
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ import pytest
 from transformers import ByT5Tokenizer
 
 import quickstudy.prompts.cache as cache_module
-from quickstudy.cli import main
 from quickstudy.data.collection import Collection
 from quickstudy.errors import ModelError
 from quickstudy.prompts.cache import cached_encoded_examples
@@ -159,22 +158,10 @@ def test_tokenizers_by_name(tmp_path, monkeypatch):
     assert "\n" not in str(raised.value)
 
 
-def run_cli(arguments: list[str], monkeypatch, capsys) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["quickstudy", *arguments])
-    code = 0
-    try:
-        main()
-    except SystemExit as done:
-        code = done.code or 0
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def test_prompts_command_prints_the_golden_prompts(sample_dir, golden_dir, monkeypatch, capsys):
-    code, out, err = run_cli(
-        ["prompts", str(sample_dir), "--task", "task1390_wscfixed_coreference", "--task", "task620_ohsumed_medical_subject_headings_answer_generation",
-         "--encoding", "def_pos2_neg2_expl", "--tokenizer", "byt5", "--max-source-length", "256", "--limit", "3"],
-        monkeypatch, capsys,
+def test_prompts_command_prints_the_golden_prompts(sample_dir, golden_dir, quickstudy):
+    code, out, err = quickstudy(
+        "prompts", str(sample_dir), "--task", "task1390_wscfixed_coreference", "--task", "task620_ohsumed_medical_subject_headings_answer_generation",
+        "--encoding", "def_pos2_neg2_expl", "--tokenizer", "byt5", "--max-source-length", "256", "--limit", "3",
     )
     assert code == 0, err
     printed = [json.loads(line) for line in out.splitlines()]
@@ -188,8 +175,8 @@ def test_prompts_command_prints_the_golden_prompts(sample_dir, golden_dir, monke
     assert printed == expected and len(printed) == 6
 
 
-def test_prompts_command_all_tasks_untruncated(sample_dir, monkeypatch, capsys):
-    code, out, _ = run_cli(["prompts", str(sample_dir), "--task", "all", "--encoding", "input_only", "--limit", "2"], monkeypatch, capsys)
+def test_prompts_command_all_tasks_untruncated(sample_dir, quickstudy):
+    code, out, _ = quickstudy("prompts", str(sample_dir), "--task", "all", "--encoding", "input_only", "--limit", "2")
     records = [json.loads(line) for line in out.splitlines()]
     collection = Collection(sample_dir)
     assert code == 0 and len(records) == 2 * len(collection.task_names())
@@ -205,7 +192,7 @@ def test_prompts_command_all_tasks_untruncated(sample_dir, monkeypatch, capsys):
         (["--task", "all", "--encoding", "def", "--max-source-length", "64"], "--max-source-length needs --tokenizer"),
     ],
 )
-def test_prompts_command_bad_input_is_one_line(sample_dir, monkeypatch, capsys, arguments, message):
-    code, out, err = run_cli(["prompts", str(sample_dir), *arguments], monkeypatch, capsys)
+def test_prompts_command_bad_input_is_one_line(sample_dir, quickstudy, arguments, message):
+    code, out, err = quickstudy("prompts", str(sample_dir), *arguments)
     assert code != 0 and out == ""
     assert message in err and len(err.strip().splitlines()) == 1

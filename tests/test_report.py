@@ -196,16 +196,6 @@ def test_not_reached_and_several_seeds(tmp_path):
     assert "does not reach the supervised SOTA" in files.markdown.read_text()
 
 
-def run_cli_in_process(monkeypatch, capsys, *args: str) -> tuple[int, str]:
-    """Run `quickstudy ARGS` through cli.main; returns (exit code, stderr)."""
-    from quickstudy import cli
-
-    monkeypatch.setattr(sys, "argv", ["quickstudy", *args])
-    with pytest.raises(SystemExit) as exited:
-        cli.main()
-    return exited.value.code, capsys.readouterr().err
-
-
 def test_cli_writes_the_report(tmp_path):
     root = write_synthetic_study(tmp_path / "study", SyntheticStudy(tasks=THESIS_TASKS[:2], arms=thesis_like_study().arms[:4]))
     command = [sys.executable, "-m", "quickstudy.cli", "report", str(root), "--out", str(tmp_path / "out"), "--bootstrap", "100"]
@@ -214,18 +204,18 @@ def test_cli_writes_the_report(tmp_path):
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["figures", "report.html", "report.md", "results.csv", "summary.json"]
 
 
-def test_cli_rejects_bad_input_in_one_line(tmp_path, monkeypatch, capsys):
+def test_cli_rejects_bad_input_in_one_line(tmp_path, quickstudy):
     root = write_synthetic_study(tmp_path / "study", SyntheticStudy(tasks=THESIS_TASKS[:2], arms=thesis_like_study().arms[:4]))
     broken = next((root / "runs").glob("*/predictions.jsonl"))
     lines = broken.read_text().splitlines()
     broken.write_text("\n".join(lines[:2] + ["{not json"] + lines[3:]) + "\n")
-    code, stderr = run_cli_in_process(monkeypatch, capsys, "report", str(root), "--out", str(tmp_path / "again"))
+    code, _, stderr = quickstudy("report", str(root), "--out", str(tmp_path / "again"))
     assert code != 0
     assert stderr.strip().count("\n") == 0 and "Traceback" not in stderr
     assert f"{broken}:3" in stderr.replace("\n", "")
     assert not (tmp_path / "again" / "report.html").exists()
 
-    code, stderr = run_cli_in_process(monkeypatch, capsys, "report", str(tmp_path / "nowhere"))
+    code, _, stderr = quickstudy("report", str(tmp_path / "nowhere"))
     assert code != 0 and "no such study directory" in stderr
 
 
