@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -164,7 +165,8 @@ def evaluate_command(
 
     from quickstudy.data.collection import Collection
     from quickstudy.evaluate.metrics import score_records
-    from quickstudy.evaluate.predictions import read_predictions, with_task_categories, write_text_atomic
+    from quickstudy.evaluate.predictions import read_predictions, with_task_categories
+    from quickstudy.files import write_text_atomic
 
     records = read_predictions(predictions)
     records = with_task_categories(records, Collection(collection) if collection else None)

@@ -12,9 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import random
-import tempfile
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -23,6 +21,7 @@ from typing import Any, Iterable, Literal, Sequence
 from quickstudy.data.records import Instance, Task
 from quickstudy.data.splits import TaskSplit
 from quickstudy.errors import ConfigError, DataError
+from quickstudy.files import write_json_atomic
 
 SizeKind = Literal["count", "percent", "all"]
 
@@ -181,19 +180,6 @@ def sample_manifest(splits: Iterable[TaskSplit], sizes: Sequence[SampleSize], se
 def write_manifest(path: str | Path, manifest: SampleManifest) -> None:
     """Write the manifest as JSON, atomically (a reader never sees half a file)."""
     write_json_atomic(Path(path), manifest.to_json())
-
-
-def write_json_atomic(path: Path, payload: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            json.dump(payload, out, indent=1, ensure_ascii=False)
-            out.write("\n")
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
 
 
 def read_manifest(path: str | Path) -> SampleManifest:

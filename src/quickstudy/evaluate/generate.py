@@ -19,7 +19,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from quickstudy.data.records import Instance, Task
 from quickstudy.evaluate.metrics import RougeMetrics, score_records
-from quickstudy.evaluate.predictions import PredictionRecord, write_predictions, write_text_atomic
+from quickstudy.evaluate.predictions import PredictionRecord, write_predictions
+from quickstudy.files import write_text_atomic
 from quickstudy.prompts.features import decoder_prompt_ids
 
 PREDICTIONS_FILE = "predictions.jsonl"

@@ -14,8 +14,6 @@ adds three optional fields: `prompt` (the exact source text), `scores`
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -23,6 +21,7 @@ from typing import Any, NamedTuple
 
 from quickstudy.data.collection import Collection
 from quickstudy.errors import PredictionsError
+from quickstudy.files import write_text_atomic
 
 
 class InstanceScores(NamedTuple):
@@ -165,22 +164,6 @@ def _scores(value: Any, where: str) -> InstanceScores | None:
 def write_predictions(path: str | Path, records: Iterable[PredictionRecord]) -> None:
     """Write records in the reference layout, atomically (temp file + rename)."""
     write_text_atomic(path, "".join(json.dumps(r.to_json(), ensure_ascii=False) + "\n" for r in records))
-
-
-def write_text_atomic(path: str | Path, text: str) -> None:
-    """Replace `path` with `text` so readers see the old file or the new one, never half of it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
 
 
 def with_task_categories(records: Iterable[PredictionRecord], collection: Collection | None) -> list[PredictionRecord]:

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+
+from quickstudy.files import write_text_atomic
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,7 @@ def write_synthetic_study(root: Path, study: SyntheticStudy) -> Path:
     """Write `study` as a study directory under `root`; returns `root`."""
     root = Path(root)
     (root / "runs").mkdir(parents=True, exist_ok=True)
-    _write(root / "study.yaml", yaml.safe_dump(_config(study), sort_keys=False))
+    write_text_atomic(root / "study.yaml", yaml.safe_dump(_config(study), sort_keys=False))
     prefinetune = _write_run(root, {"kind": "prefinetune", "arm": None, "setting": None, "seed": study.seeds[0]}, "done")
     for arm in study.arms:
         for size, value in arm.scores.items():
@@ -109,7 +110,7 @@ def write_synthetic_study(root: Path, study: SyntheticStudy) -> Path:
                     _write_cell_runs(root, study, arm, size, seed, tasks, value + shift, prefinetune)
     fields = ("id", "kind", "arm", "setting", "task", "size", "seed", "depends_on")
     specs = [json.loads(path.read_text()) for path in sorted((root / "runs").glob("*/spec.json"))]
-    _write(root / "plan.json", json.dumps({"runs": [{k: spec.get(k) for k in fields} for spec in specs]}, indent=1))
+    write_text_atomic(root / "plan.json", json.dumps({"runs": [{k: spec.get(k) for k in fields} for spec in specs]}, indent=1))
     return root
 
 
@@ -163,8 +164,8 @@ def _write_cell_runs(root, study, arm, size, seed, tasks, value, prefinetune) ->
             truncated = arm.role != "baseline" and t.name in study.truncated_tasks and j % 2 == 0
             lines.append(_prediction_line(t, j, scores, truncated))
     run_dir = root / "runs" / run_id
-    _write(run_dir / "predictions.jsonl", "".join(json.dumps(line) + "\n" for line in lines))
-    _write(run_dir / "metrics.json", json.dumps({"overall": {"rougeL": value}}))
+    write_text_atomic(run_dir / "predictions.jsonl", "".join(json.dumps(line) + "\n" for line in lines))
+    write_text_atomic(run_dir / "metrics.json", json.dumps({"overall": {"rougeL": value}}))
     _write_status(run_dir, "done")
 
 
@@ -185,7 +186,7 @@ def _write_run(root: Path, spec: dict, state: str, write_status: bool = True) ->
     run_id = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
     run_dir = root / "runs" / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
-    _write(run_dir / "spec.json", json.dumps({"id": run_id, **spec}, indent=1))
+    write_text_atomic(run_dir / "spec.json", json.dumps({"id": run_id, **spec}, indent=1))
     if write_status and state != "pending":
         _write_status(run_dir, state)
     return run_id
@@ -203,10 +204,5 @@ def _write_status(run_dir: Path, state: str) -> None:
         "device": "synthetic GPU",
         "gpu_hours": 600.0 / 3600,
     }
-    _write(run_dir / "status.json", json.dumps(status))
+    write_text_atomic(run_dir / "status.json", json.dumps(status))
 
-
-def _write(path: Path, text: str) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)

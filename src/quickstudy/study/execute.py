@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from quickstudy.data.collection import Collection
-from quickstudy.data.sampling import write_json_atomic
 from quickstudy.errors import QuickstudyError, StudyError
+from quickstudy.files import write_json_atomic
 from quickstudy.study.plan import EVALUATE, FINETUNE, PREFINETUNE, file_fingerprint
 from quickstudy.study.status import DONE, FAILED, run_dir
 

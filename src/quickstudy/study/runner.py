@@ -15,8 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from quickstudy.data.sampling import write_json_atomic
-from quickstudy.evaluate.predictions import write_text_atomic
+from quickstudy.files import write_json_atomic, write_text_atomic
 from quickstudy.study.config import StudyConfig, resolved_config_yaml
 from quickstudy.study.execute import RunOutcome, checkpoint_dir, remove_checkpoint
 from quickstudy.study.executors import Executor, make_executor

@@ -13,7 +13,6 @@ import hashlib
 import json
 import logging
 import math
-import os
 import shutil
 import time
 from array import array
@@ -31,6 +30,7 @@ from transformers import get_scheduler
 from transformers.optimization import Adafactor
 
 from quickstudy.errors import ConfigError
+from quickstudy.files import write_json_atomic, write_text_atomic
 from quickstudy.models.loading import LoadedModel, replace_directory, save_model
 from quickstudy.models.spec import ModelSpec
 from quickstudy.train.batching import collate, example_length, length_grouped_batches, real_token_count, shard_batches
@@ -86,7 +86,7 @@ def train_model(loaded: LoadedModel, encoded: Sequence[EncodedExample], config: 
     )
     set_seed(config.seed)
     if accelerator.is_main_process:
-        _write_json(out_dir / CONFIG_FILE, {"train": config.model_dump(mode="json"), "model": _spec_json(loaded), "fingerprint": fingerprint})
+        write_json_atomic(out_dir / CONFIG_FILE, {"train": config.model_dump(mode="json"), "model": _spec_json(loaded), "fingerprint": fingerprint}, indent=2)
 
     model = loaded.model
     if config.gradient_checkpointing:
@@ -178,7 +178,7 @@ def train_model(loaded: LoadedModel, encoded: Sequence[EncodedExample], config: 
     trained = accelerator.unwrap_model(model)
     if accelerator.is_main_process:
         save_model(LoadedModel(trained, loaded.tokenizer, loaded.is_seq2seq, loaded.spec), out_dir / MODEL_DIR)
-        _write_json(out_dir / RESULT_FILE, asdict(result))
+        write_json_atomic(out_dir / RESULT_FILE, asdict(result), indent=2)
         shutil.rmtree(out_dir / CHECKPOINTS_DIR, ignore_errors=True)
     if config.tensorboard:
         accelerator.end_training()
@@ -236,7 +236,7 @@ def save_checkpoint(accelerator: Accelerator, out_dir: Path, step: int, micro_ba
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         state = {"step": step, "micro_batches": micro_batches, "fingerprint": fingerprint, "num_processes": accelerator.num_processes}
-        _write_json(tmp / STATE_FILE, state)
+        write_json_atomic(tmp / STATE_FILE, state, indent=2)
         replace_directory(tmp, final)
         for old in folder.glob("step-*"):
             if old != final:
@@ -288,12 +288,6 @@ def _progress_bar(disable: bool) -> Progress:
     )  # fmt: skip
 
 
-def _write_json(path: Path, value: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(value, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def _append_jsonl(path: Path, record: dict[str, Any]) -> None:
     with path.open("a", encoding="utf-8") as handle:
         handle.write(json.dumps(record) + "\n")
@@ -308,9 +302,7 @@ def _truncate_log(path: Path, last_step: int) -> None:
         path.unlink()
         return
     kept = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip() and json.loads(line)["step"] <= last_step]
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
-    os.replace(tmp, path)
+    write_text_atomic(path, "".join(line + "\n" for line in kept))
 
 
 @contextmanager

@@ -1,0 +1,31 @@
+"""Atomic file writes, shared by every stage: readers see the old file or the new
+one, never half of it, so a kill at any moment loses nothing already written."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Replace `path` with `text` (temp file in the same folder, fsync, rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+def write_json_atomic(path: str | Path, payload: Any, indent: int = 1) -> None:
+    """Replace `path` with `payload` as JSON, atomically."""
+    write_text_atomic(path, json.dumps(payload, indent=indent, ensure_ascii=False) + "\n")
