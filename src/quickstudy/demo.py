@@ -15,6 +15,7 @@ from pathlib import Path
 from quickstudy.data.collection import Collection
 from quickstudy.data.synth import write_synth_collection
 from quickstudy.errors import ConfigError
+from quickstudy.files import replace_directory
 from quickstudy.models.tiny import word_level_tokenizer
 from quickstudy.prompts.encoding import PromptBuilder, encoding_by_name
 
@@ -55,7 +56,7 @@ def prepared_demo_data(paths: DemoPaths, seed: int = 0) -> None:
         tokenizer = word_level_tokenizer(tokenizer_texts(Collection(paths.collection)))
         tmp = paths.tokenizer.with_name(paths.tokenizer.name + ".tmp")
         tokenizer.save_pretrained(tmp)
-        tmp.replace(paths.tokenizer)
+        replace_directory(tmp, paths.tokenizer)
 
 
 def tokenizer_texts(collection: Collection) -> Iterator[str]:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Callable, NamedTuple
 
 from quickstudy.errors import DataError
+from quickstudy.files import replace_directory
 
 N_SEEN_INSTANCES = 300  # pre-finetuning takes 100 per seen task
 N_UNSEEN_INSTANCES = 1110  # test 100 + validation 10 + train 1,000
@@ -591,18 +592,8 @@ def write_synth_collection(out: str | Path, seed: int = 0, overwrite: bool = Fal
         splits.mkdir(parents=True)
         for part, names in (("train", collection.seen), ("test", collection.unseen), ("excluded", ())):
             (splits / f"{part}_tasks.txt").write_text("".join(f"{name}\n" for name in names), encoding="utf-8")
-        _replace_folder(staging, out)
+        replace_directory(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return collection
-
-
-def _replace_folder(new: Path, out: Path) -> None:
-    if not out.exists():
-        os.replace(new, out)
-        return
-    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
-    os.replace(out, old / out.name)
-    os.replace(new, out)
-    shutil.rmtree(old, ignore_errors=True)

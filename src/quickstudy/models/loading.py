@@ -27,6 +27,7 @@ from transformers import (
 )
 
 from quickstudy.errors import ModelError
+from quickstudy.files import replace_directory
 from quickstudy.models.lora import with_lora
 from quickstudy.models.spec import ModelSpec
 from quickstudy.models.tiny import is_tiny_name, tiny_model
@@ -108,16 +109,6 @@ def save_model(loaded: LoadedModel, directory: str | Path) -> Path:
     (tmp / MODEL_INFO).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
     replace_directory(tmp, directory)
     return directory
-
-
-def replace_directory(source: Path, target: Path) -> None:
-    """Move the finished folder `source` to `target`, replacing any old `target`;
-    a reader sees either the old or the new folder, never a half-written one."""
-    old = target.parent / f".{target.name}.old-{os.getpid()}"
-    if target.exists():
-        os.replace(target, old)
-    os.replace(source, target)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def _cache_key(spec: ModelSpec) -> str:

@@ -30,8 +30,8 @@ from transformers import get_scheduler
 from transformers.optimization import Adafactor
 
 from quickstudy.errors import ConfigError
-from quickstudy.files import write_json_atomic, write_text_atomic
-from quickstudy.models.loading import LoadedModel, replace_directory, save_model
+from quickstudy.files import replace_directory, write_json_atomic, write_text_atomic
+from quickstudy.models.loading import LoadedModel, save_model
 from quickstudy.models.spec import ModelSpec
 from quickstudy.train.batching import collate, example_length, length_grouped_batches, real_token_count, shard_batches
 from quickstudy.train.config import TrainConfig
