@@ -21,6 +21,8 @@ demo: $(STAMP)
 	$(VENV)/bin/quickstudy demo
 
 test: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/pytest -q
 
 clean:

@@ -28,7 +28,9 @@ from quickstudy.prompts.encoding import PromptBuilder, encoding_by_name
 SAMPLE = Path(__file__).resolve().parents[1].parent / "shared" / "superni-sample"
 
 
-def reference_prompt(task: Task, instance_input: str, tokenizer: ByT5Tokenizer, budget: int, num_pos: int, num_neg: int) -> str:
+def reference_prompt(
+    task: Task, instance_input: str, tokenizer: ByT5Tokenizer, budget: int, num_pos: int, num_neg: int
+) -> str:
     """SuperNI's reference procedure (definition on, no task name, no explanations), as written there."""
 
     def with_period(text: str) -> str:
@@ -37,7 +39,9 @@ def reference_prompt(task: Task, instance_input: str, tokenizer: ByT5Tokenizer, 
     def count(text: str) -> int:
         return len(tokenizer(text)["input_ids"])
 
-    task_input = "Now complete the following example -\n" + with_period(f"Input: {instance_input.strip()}") + "\n" + "Output: "
+    task_input = (
+        "Now complete the following example -\n" + with_period(f"Input: {instance_input.strip()}") + "\n" + "Output: "
+    )
     definition = with_period("Definition: " + task.definition.strip()) + "\n\n"
     positives: list[str] = []
     for index, example in enumerate(task.positive_examples[:num_pos]):
@@ -81,13 +85,17 @@ def main() -> None:
     builders: dict[str, PromptBuilder] = {}
     ours = []
     for task, instance in work:
-        builder = builders.get(task.name) or builders.setdefault(task.name, PromptBuilder(task, encoding, tokenizer, args.budget))
+        builder = builders.get(task.name) or builders.setdefault(
+            task.name, PromptBuilder(task, encoding, tokenizer, args.budget)
+        )
         ours.append(builder.build(instance.input))
     ours_seconds = time.perf_counter() - start
 
     start = time.perf_counter()
     reference = [
-        reference_prompt(task, instance.input, tokenizer, args.budget, encoding.num_pos_examples, encoding.num_neg_examples)
+        reference_prompt(
+            task, instance.input, tokenizer, args.budget, encoding.num_pos_examples, encoding.num_neg_examples
+        )
         for task, instance in work
     ]
     reference_seconds = time.perf_counter() - start
@@ -95,7 +103,9 @@ def main() -> None:
     mismatches = sum(built.text != text for built, text in zip(ours, reference))
     dropped = sum(built.dropped_examples > 0 for built in ours)
     cut = sum(built.truncated for built in ours)
-    print(f"identical output: {mismatches == 0} ({mismatches} of {len(work)} differ; {dropped} dropped an example, {cut} cut at the budget)")
+    print(
+        f"identical output: {mismatches == 0} ({mismatches} of {len(work)} differ; {dropped} dropped an example, {cut} cut at the budget)"
+    )
     print(f"reference: {len(work) / reference_seconds:,.0f} instances/s ({reference_seconds:.2f} s)")
     print(f"ours:      {len(work) / ours_seconds:,.0f} instances/s ({ours_seconds:.2f} s)")
     if mismatches:

@@ -121,7 +121,10 @@ def main() -> None:
             f"{stats_s:.1f} s ({stats_cpu:.1f} s CPU)"
         )
         print(f"  instances {summary['instances']}, leakage removed {summary['leaked_removed']}")
-        print("  per size: " + ", ".join(f"{label} {s['instances']} ({s['percent']}%)" for label, s in summary["sizes"].items()))
+        print(
+            "  per size: "
+            + ", ".join(f"{label} {s['instances']} ({s['percent']}%)" for label, s in summary["sizes"].items())
+        )
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

@@ -82,7 +82,9 @@ def official_scores(record: PredictionRecord) -> tuple[float, float]:
     best = {}
     for kind in ("rouge1", "rougeL"):
         best[kind] = max(
-            rouge_scorer.RougeScorer([kind], use_stemmer=True).score(target=t, prediction=record.prediction)[kind].fmeasure
+            rouge_scorer.RougeScorer([kind], use_stemmer=True)
+            .score(target=t, prediction=record.prediction)[kind]
+            .fmeasure
             for t in record.references
         )
     return 100.0 * best["rouge1"], 100.0 * best["rougeL"]
@@ -118,16 +120,21 @@ def main() -> None:
     if mismatches or len(ours) != len(reference):
         raise SystemExit(f"scores differ from rouge-score on {mismatches} of {len(records)} predictions")
     print("per-instance scores identical to rouge-score: yes")
-    print(f"reference (new RougeScorer per pair): cpu {reference_cpu:.2f} s, wall {reference_wall:.2f} s (best of {args.repeat})")
+    print(
+        f"reference (new RougeScorer per pair): cpu {reference_cpu:.2f} s, wall {reference_wall:.2f} s (best of {args.repeat})"
+    )
     print(f"quickstudy score_records:            cpu {ours_cpu:.2f} s, wall {ours_wall:.2f} s (best of {args.repeat})")
     cpu = time.process_time()
     official = [official_scores(r) for r in records]
     official_cpu = time.process_time() - cpu
     if official != [(r1, rl) for _, r1, rl in ours]:
         raise SystemExit("scores differ from the official per-metric scoring")
-    print(f"official style (new scorer per metric and pair): cpu {official_cpu:.2f} s, ratio {official_cpu / ours_cpu:.2f}")
+    print(
+        f"official style (new scorer per metric and pair): cpu {official_cpu:.2f} s, ratio {official_cpu / ours_cpu:.2f}"
+    )
     print(f"wall-time ratio: {reference_wall / ours_wall:.2f}")
     print(f"ratio: {reference_cpu / ours_cpu:.2f}")
+
 
 if __name__ == "__main__":
     main()

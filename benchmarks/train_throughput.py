@@ -43,8 +43,8 @@ from quickstudy.models.loading import LoadedModel, load_model
 from quickstudy.models.spec import ModelSpec
 from quickstudy.models.tiny import word_level_tokenizer
 from quickstudy.prompts.encoding import PromptBuilder, encoding_by_name
-from quickstudy.train.config import TrainConfig
 from quickstudy.train.batching import example_length, length_grouped_batches
+from quickstudy.train.config import TrainConfig
 from quickstudy.train.loop import train_model
 from quickstudy.train.stages import TaskSelection, downstream_selections, training_features
 
@@ -72,10 +72,21 @@ class ReferenceCollator:
         self.positions = 0  # padded source and target positions: what the model computes on
 
     def __call__(self, batch: list[dict]) -> dict[str, torch.Tensor]:
-        sources = [reference_prompt(item["task"], item["input"], self.tokenizer, self.max_source_length, 2, 0) for item in batch]
-        inputs = self.tokenizer(sources, max_length=self.max_source_length, padding="longest", truncation=True, return_tensors="pt")
+        sources = [
+            reference_prompt(item["task"], item["input"], self.tokenizer, self.max_source_length, 2, 0)
+            for item in batch
+        ]
+        inputs = self.tokenizer(
+            sources, max_length=self.max_source_length, padding="longest", truncation=True, return_tensors="pt"
+        )
         targets = [self.random.choice(item["references"]) for item in batch]
-        labels = self.tokenizer(text_target=targets, max_length=self.max_target_length, padding="longest", truncation=True, return_tensors="pt")
+        labels = self.tokenizer(
+            text_target=targets,
+            max_length=self.max_target_length,
+            padding="longest",
+            truncation=True,
+            return_tensors="pt",
+        )
         inputs["labels"] = labels["input_ids"].masked_fill(labels["attention_mask"] == 0, -100)
         self.real_tokens += int(inputs["attention_mask"].sum() + labels["attention_mask"].sum())
         self.positions += inputs["input_ids"].numel() + labels["input_ids"].numel()
@@ -108,8 +119,13 @@ def padded_positions(encoded: list, config: TrainConfig) -> int:
     """Source and target positions of the batches `train_model` trained on (one process, no accumulation)."""
     lengths = [example_length(e) for e in encoded]
     epochs = math.ceil(config.max_steps / math.ceil(len(encoded) / config.batch_size))
-    batches = [b for epoch in range(epochs) for b in length_grouped_batches(lengths, config.batch_size, config.seed, epoch)]
-    return sum(len(b) * (max(len(encoded[i].input_ids) for i in b) + max(len(encoded[i].labels) for i in b)) for b in batches[: config.max_steps])
+    batches = [
+        b for epoch in range(epochs) for b in length_grouped_batches(lengths, config.batch_size, config.seed, epoch)
+    ]
+    return sum(
+        len(b) * (max(len(encoded[i].input_ids) for i in b) + max(len(encoded[i].labels) for i in b))
+        for b in batches[: config.max_steps]
+    )
 
 
 def collection_texts(selections: list[TaskSelection]) -> list[str]:
@@ -129,7 +145,9 @@ def main() -> None:
     parser.add_argument("--learning-rate", type=float, default=5e-5)
     parser.add_argument("--max-source-length", type=int, default=1024)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--tasks", default="all-test", help="comma-separated task names, or all-test: the split's unseen tasks (MTL)")
+    parser.add_argument(
+        "--tasks", default="all-test", help="comma-separated task names, or all-test: the split's unseen tasks (MTL)"
+    )
     parser.add_argument("--collection", type=Path, default=SAMPLE)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--tokenizer", choices=["word", "byte"], default="word")
@@ -139,7 +157,9 @@ def main() -> None:
     collection = Collection(args.collection)
     names = list(collection.split().test) if args.tasks == "all-test" else args.tasks.split(",")
     # the sample's files are cut short: hold out 20 + 5 instances per task so each keeps a train pool
-    selections = downstream_selections(collection, names, "all", seed=1, split_config=SplitConfig(n_test=20, n_validation=5))
+    selections = downstream_selections(
+        collection, names, "all", seed=1, split_config=SplitConfig(n_test=20, n_validation=5)
+    )
     config = TrainConfig(
         learning_rate=args.learning_rate, max_steps=args.steps, batch_size=args.batch_size,
         max_source_length=args.max_source_length, checkpoint_every_steps=None, progress_bar=False, seed=1,
@@ -154,14 +174,20 @@ def main() -> None:
     start = time.perf_counter()
     encoded = training_features(selections, encoding, probe, config, seed=1)
     encode_seconds = time.perf_counter() - start
-    items = [{"task": s.task, "input": i.input, "references": list(i.references)} for s in selections for i in s.instances]
+    items = [
+        {"task": s.task, "input": i.input, "references": list(i.references)} for s in selections for i in s.instances
+    ]
     builder = PromptBuilder(selections[0].task, encoding, probe.tokenizer, config.max_source_length)
     first = selections[0].instances[0].input
-    assert builder.prompt(first) == reference_prompt(selections[0].task, first, probe.tokenizer, config.max_source_length, 2, 0)
+    assert builder.prompt(first) == reference_prompt(
+        selections[0].task, first, probe.tokenizer, config.max_source_length, 2, 0
+    )
     print(f"{len(items)} training instances of {len(names)} sample tasks; tiny T5, batch {args.batch_size}, "
           f"{args.steps} steps, lr {args.learning_rate}, source budget {args.max_source_length}, "
           f"{args.tokenizer} tokenizer, {torch.get_num_threads()} threads, device {'cuda' if torch.cuda.is_available() else 'cpu'}")  # fmt: skip
-    print(f"ours: encoding once took {encode_seconds:.2f} s (served from the token cache in a study; not in the timing below)")
+    print(
+        f"ours: encoding once took {encode_seconds:.2f} s (served from the token cache in a study; not in the timing below)"
+    )
 
     best = {"reference": 0.0, "ours": 0.0}
     try:

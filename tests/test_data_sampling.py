@@ -78,7 +78,11 @@ def test_size_counts(size: str, pool: int, asked: int, drawn: int) -> None:
 def test_samples_are_nested_prefixes_of_one_permutation(analogy_split) -> None:
     samples = nested_samples(analogy_split, parse_sizes("10,20,50,all"), seed=1)
     assert [len(samples[k]) for k in ("10", "20", "50", "all")] == [10, 20, 50, 94]
-    assert samples["10"] == samples["20"][:10] and samples["20"] == samples["50"][:20] and samples["50"] == samples["all"][:50]
+    assert (
+        samples["10"] == samples["20"][:10]
+        and samples["20"] == samples["50"][:20]
+        and samples["50"] == samples["all"][:50]
+    )
     assert sorted(i.id for i in samples["all"]) == sorted(i.id for i in analogy_split.train)
     assert [i.id for i in samples["all"]] != [i.id for i in analogy_split.train]  # shuffled, not the file order
     held_out = {i.id for i in analogy_split.test + analogy_split.validation}
@@ -106,7 +110,9 @@ def test_samples_are_the_same_in_another_process(sample_dir: Path, analogy_split
         "print(json.dumps([[i.id for i in s], [i.id for i in p]]))\n"
     )
     env = {**os.environ, "PYTHONHASHSEED": "12345"}
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120, check=True
+    )
     there = json.loads(out.stdout)
     here_sample = [i.id for i in nested_samples(analogy_split, parse_sizes("40"), seed=7)["40"]]
     task = Collection(sample_dir).task("task085_unnatural_addsub_arithmetic")
@@ -156,7 +162,9 @@ def test_prefinetune_instances(sample_dir: Path) -> None:
 
 def test_manifest_round_trip(tmp_path: Path, sample_dir: Path) -> None:
     collection = Collection(sample_dir)
-    splits = [task_split(collection.task(n), SplitConfig(n_test=20, n_validation=5)) for n in collection.split().test[:4]]
+    splits = [
+        task_split(collection.task(n), SplitConfig(n_test=20, n_validation=5)) for n in collection.split().test[:4]
+    ]
     sizes = parse_sizes("10,50,all")
     manifest = sample_manifest(splits, sizes, seed=4)
     path = tmp_path / "out" / "manifest.json"

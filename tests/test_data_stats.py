@@ -70,7 +70,9 @@ def assert_matches(actual: dict, expected: dict) -> None:
     for label, want in expected["sizes"].items():
         got = actual["sizes"][label]
         assert got["instances"] == want["instances"] and got["percent"] == want["percent"]
-        assert {k: v for k, v in got["per_category"].items() if v} == {k: v for k, v in want["per_category"].items() if v}
+        assert {k: v for k, v in got["per_category"].items() if v} == {
+            k: v for k, v in want["per_category"].items() if v
+        }
 
 
 def test_cli_stats_json_on_the_real_sample(sample_dir: Path) -> None:
@@ -93,7 +95,9 @@ def test_cli_stats_json_on_the_real_sample(sample_dir: Path) -> None:
 
 def test_stats_with_a_smaller_held_out_part(sample_dir: Path) -> None:
     config = SplitConfig(n_test=20, n_validation=5)
-    stats = collection_stats(Collection(sample_dir), "default", parse_sizes("10,50,all"), config, prefinetune_per_task=40)
+    stats = collection_stats(
+        Collection(sample_dir), "default", parse_sizes("10,50,all"), config, prefinetune_per_task=40
+    )
     expected = expected_stats(sample_dir, 20, 5, [10, 50, "all"], 40)
     assert_matches(stats.to_json(), expected)
     # Keyword Tagging's only task has 20 instances: all test, so it is capped at every count size.
@@ -105,7 +109,19 @@ def test_cli_tables_and_manifest(sample_dir: Path, tmp_path: Path) -> None:
     manifest = tmp_path / "manifest.json"
     result = CliRunner().invoke(
         app,
-        ["data", "stats", str(sample_dir), "--n-test", "50", "--n-validation", "5", "--sizes", "10,6%,all", "--manifest", str(manifest)],
+        [
+            "data",
+            "stats",
+            str(sample_dir),
+            "--n-test",
+            "50",
+            "--n-validation",
+            "5",
+            "--sizes",
+            "10,6%,all",
+            "--manifest",
+            str(manifest),
+        ],
         env={"COLUMNS": "200"},
     )
     assert result.exit_code == 0, result.output
@@ -121,7 +137,14 @@ def test_cli_tables_and_manifest(sample_dir: Path, tmp_path: Path) -> None:
 def test_stats_of_a_bare_folder(tmp_path: Path) -> None:
     for name, n in (("a", 15), ("b", 3)):
         instances = [{"input": f"{name} {i}", "output": ["o"]} for i in range(n)]
-        (tmp_path / f"{name}.json").write_text(json.dumps({"Definition": "d", "Categories": ["C"], "Instances": instances}))
-    stats = collection_stats(Collection(tmp_path), sizes=parse_sizes("5,all"), config=SplitConfig(n_test=4, n_validation=2), prefinetune_per_task=10)
+        (tmp_path / f"{name}.json").write_text(
+            json.dumps({"Definition": "d", "Categories": ["C"], "Instances": instances})
+        )
+    stats = collection_stats(
+        Collection(tmp_path),
+        sizes=parse_sizes("5,all"),
+        config=SplitConfig(n_test=4, n_validation=2),
+        prefinetune_per_task=10,
+    )
     assert stats.to_json()["instances"] == {"train": 9, "validation": 2 + 0, "test": 4 + 3, "prefinetune": 10 + 3}
     assert stats.sizes["5"].instances == 5 and stats.sizes["5"].capped_tasks == ["b"]

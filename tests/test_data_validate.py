@@ -15,7 +15,11 @@ from quickstudy.data.collection import Collection
 from quickstudy.data.validate import validate_collection
 from quickstudy.errors import DataError
 
-GOOD = {"Definition": ["Copy the input."], "Categories": ["Copying"], "Instances": [{"id": "g-0", "input": "a", "output": ["a"]}]}
+GOOD = {
+    "Definition": ["Copy the input."],
+    "Categories": ["Copying"],
+    "Instances": [{"id": "g-0", "input": "a", "output": ["a"]}],
+}
 
 
 def make_collection(root: Path, tasks: dict[str, object | str], train: list[str] = (), test: list[str] = ()) -> Path:
@@ -43,8 +47,14 @@ BROKEN_TASKS = {
     "no_instances": ({"Definition": "d"}, "field 'Instances' is missing"),
     "instances_not_list": ({"Definition": "d", "Instances": {}}, "field 'Instances' must be a list"),
     "instance_without_input": (with_instances({"id": "1", "output": ["o"]}), "Instances[0]: field 'input' is missing"),
-    "instance_without_output": (with_instances({"id": "1", "input": "i"}), "Instances[0]: field 'output' has no reference"),
-    "instance_empty_references": (with_instances({"id": "1", "input": "i", "output": []}), "Instances[0]: field 'output' has no reference"),
+    "instance_without_output": (
+        with_instances({"id": "1", "input": "i"}),
+        "Instances[0]: field 'output' has no reference",
+    ),
+    "instance_empty_references": (
+        with_instances({"id": "1", "input": "i", "output": []}),
+        "Instances[0]: field 'output' has no reference",
+    ),
     "duplicate_ids": (
         with_instances({"id": "7", "input": "i", "output": ["o"]}, {"id": "7", "input": "j", "output": ["p"]}),
         "Instances[1]: duplicate instance id '7'",
@@ -134,13 +144,20 @@ def test_every_file_of_the_real_sample_is_valid(sample_dir: Path) -> None:
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "COLUMNS": "200"}
-    return subprocess.run([sys.executable, "-m", "quickstudy.cli", *args], capture_output=True, text=True, env=env, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "quickstudy.cli", *args], capture_output=True, text=True, env=env, timeout=120
+    )
 
 
 def test_cli_validate_broken_collection_lists_problems_and_exits_non_zero(tmp_path: Path) -> None:
     root = make_collection(
         tmp_path,
-        {"good": GOOD, "dup": with_instances({"id": "1", "input": "i", "output": ["o"]}, {"id": "1", "input": "j", "output": ["o"]})},
+        {
+            "good": GOOD,
+            "dup": with_instances(
+                {"id": "1", "input": "i", "output": ["o"]}, {"id": "1", "input": "j", "output": ["o"]}
+            ),
+        },
         train=["good"],
         test=["dup", "[/odd]"],
     )

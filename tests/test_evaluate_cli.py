@@ -9,7 +9,6 @@ import sys
 import pytest
 
 
-
 @pytest.fixture(scope="module")
 def golden_metrics(golden_dir):
     return json.loads((golden_dir / "metrics.json").read_text())
@@ -77,7 +76,9 @@ def test_bad_input_is_one_line_and_nonzero_exit(quickstudy, tmp_path, content, e
 def test_installed_command_exits_with_one_line_and_no_traceback(tmp_path):
     path = tmp_path / "predictions.jsonl"
     path.write_text('{"Task": "t", "Instance": {"id": "1", "output": ["a"]}, "prediction": "a"}\n{"Task": 3}\n')
-    result = subprocess.run([sys.executable, "-m", "quickstudy.cli", "evaluate", str(path)], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "quickstudy.cli", "evaluate", str(path)], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines() == [f"error: {path}:2: field 'Instance' is missing or not an object"]

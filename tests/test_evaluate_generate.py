@@ -97,7 +97,9 @@ def test_end_to_end_predictions_file_and_metrics(tokenizer, sample_dir, tmp_path
         model = _tiny_t5(tokenizer)
 
     Loaded.tokenizer = tokenizer
-    outputs = generate_predictions(Loaded, prompts, batch_size=2, max_new_tokens=4, max_source_length=256, progress=False)
+    outputs = generate_predictions(
+        Loaded, prompts, batch_size=2, max_new_tokens=4, max_source_length=256, progress=False
+    )
     records = predictions_for(task, instances, outputs, prompts=prompts, prompt_truncated=[False] * 5)
     write_evaluation(tmp_path / "run", records)
 

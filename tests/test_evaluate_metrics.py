@@ -69,8 +69,14 @@ def test_report_json_views(golden):
     assert report["per_task"]["task039_qasc_find_overlapping_words"]["rouge1"] == 61.0
     # SuperNI's own view: exact match for classification-like categories, ROUGE-L for generation.
     view = report["superni_category_view"]
-    assert view["Textual Entailment"] == {"metric": "exact_match", "value": expected["per_category"]["exact_match_for_textual_entailment"]}
-    assert view["Title Generation"] == {"metric": "rougeL", "value": expected["per_category"]["rougeL_for_title_generation"]}
+    assert view["Textual Entailment"] == {
+        "metric": "exact_match",
+        "value": expected["per_category"]["exact_match_for_textual_entailment"],
+    }
+    assert view["Title Generation"] == {
+        "metric": "rougeL",
+        "value": expected["per_category"]["rougeL_for_title_generation"],
+    }
     assert [row["id"] for row in report["per_instance"]] == [r.instance_id for r in records]
 
 
@@ -91,7 +97,9 @@ def test_normalize_answer_keeps_articles_drops_ascii_punctuation():
 
 
 def _plain_rouge(prediction: str, reference: str) -> tuple[float, float]:
-    scores = rouge_scorer.RougeScorer(["rouge1", "rougeL"], use_stemmer=True).score(target=reference, prediction=prediction)
+    scores = rouge_scorer.RougeScorer(["rouge1", "rougeL"], use_stemmer=True).score(
+        target=reference, prediction=prediction
+    )
     return scores["rouge1"].fmeasure, scores["rougeL"].fmeasure
 
 
@@ -119,7 +127,9 @@ def test_words_ending_in_a_digit_are_their_own_stem():
     stemmer = PorterStemmer()
     rng = random.Random(5)
     letters = "abcdefghijklmnopqrstuvwxyz0123456789"
-    words = ["".join(rng.choice(letters) for _ in range(rng.randint(3, 10))) + rng.choice("0123456789") for _ in range(3000)]
+    words = [
+        "".join(rng.choice(letters) for _ in range(rng.randint(3, 10))) + rng.choice("0123456789") for _ in range(3000)
+    ]
     words += ["running1", "flies2", "agreed9", "controll0", "1111", "2024"]
     assert all(stemmer.stem(word) == word for word in words)
     metrics = RougeMetrics()

@@ -102,9 +102,18 @@ def test_empty_and_missing_files_are_errors(tmp_path):
 def test_categories_come_from_the_collection_when_lines_lack_them(sample_dir):
     collection = Collection(sample_dir)
     records = [
-        PredictionRecord(task="task1344_glue_entailment_classification", instance_id="1", input="", references=("0",), prediction="0"),
+        PredictionRecord(
+            task="task1344_glue_entailment_classification", instance_id="1", input="", references=("0",), prediction="0"
+        ),
         PredictionRecord(task="task_not_in_collection", instance_id="2", input="", references=("0",), prediction="0"),
-        PredictionRecord(task="task1344_glue_entailment_classification", instance_id="3", input="", references=("0",), prediction="0", categories=("Mine",)),
+        PredictionRecord(
+            task="task1344_glue_entailment_classification",
+            instance_id="3",
+            input="",
+            references=("0",),
+            prediction="0",
+            categories=("Mine",),
+        ),
     ]
     resolved = with_task_categories(records, collection)
     assert [r.category for r in resolved] == ["Textual Entailment", "unknown", "Mine"]

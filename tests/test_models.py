@@ -97,7 +97,11 @@ def test_offline_hub_model_is_a_one_line_error_naming_it(tmp_path):
     )
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
     done = subprocess.run(
-        [sys.executable, "-m", "quickstudy.cli", "train", str(config)], env=env, capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "quickstudy.cli", "train", str(config)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()

@@ -56,7 +56,9 @@ def test_every_golden_prompt_is_reproduced_through_the_trainer_path(collection, 
         encoding = encoding_by_name(encoding_name)
         assert encoding.options() == {**lines[0]["options"], "input_only": False}
         upto = max(line["instance_index"] for line in lines) + 1
-        examples = text_examples(task, task.instances[:upto], encoding, byt5 if tokenizer_name else None, budget, seed=0)
+        examples = text_examples(
+            task, task.instances[:upto], encoding, byt5 if tokenizer_name else None, budget, seed=0
+        )
         for line in lines:
             example = examples[line["instance_index"]]
             assert example.instance_id == line["instance_id"]
@@ -115,7 +117,11 @@ def test_byte_arithmetic_equals_tokenizer_counts_on_sample_instances(collection,
     fast = every_prompt()
     monkeypatch.setattr(encoding_module, "token_counter", TokenCounter)
     exact = every_prompt()
-    assert len(fast) > 1400 and any(prompt.truncated for prompt in fast) and any(prompt.dropped_examples for prompt in fast)
+    assert (
+        len(fast) > 1400
+        and any(prompt.truncated for prompt in fast)
+        and any(prompt.dropped_examples for prompt in fast)
+    )
     assert fast == exact
 
 
@@ -150,7 +156,10 @@ def test_untruncated_layout_piece_by_piece(collection):
     assert prompt.startswith(f"{task.name}. Definition: ")
     assert prompt.endswith("\n\nNow complete the following example -\nInput: name Alimentum.\nOutput: ")
     assert prompt.count(" Positive Example ") == 2 and " Negative Example " not in prompt
-    assert PromptBuilder(task, encoding_by_name("none")).prompt("What?") == "Now complete the following example -\nInput: What?\nOutput: "
+    assert (
+        PromptBuilder(task, encoding_by_name("none")).prompt("What?")
+        == "Now complete the following example -\nInput: What?\nOutput: "
+    )
 
 
 def test_input_only_is_the_bare_input_cut_only_at_the_budget(collection, byt5):
@@ -169,7 +178,11 @@ def test_a_general_tokenizer_is_counted_exactly(collection):
     task = collection.task("task957_e2e_nlg_text_generation_generate")
     words = Tokenizer(models.WordLevel(unk_token="[UNK]"))
     words.pre_tokenizer = pre_tokenizers.Whitespace()
-    corpus = [task.definition] + [e.input + " " + e.output for e in task.positive_examples] + [i.input for i in task.instances]
+    corpus = (
+        [task.definition]
+        + [e.input + " " + e.output for e in task.positive_examples]
+        + [i.input for i in task.instances]
+    )
     words.train_from_iterator(corpus, trainers.WordLevelTrainer(special_tokens=["[UNK]", "[PAD]"]))
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=words, unk_token="[UNK]", pad_token="[PAD]")
     assert type(token_counter(tokenizer)) is TokenCounter
@@ -184,7 +197,17 @@ def test_a_general_tokenizer_is_counted_exactly(collection):
 
 
 def test_encoding_names_and_options():
-    assert set(PRESETS) == {"def", "def_pos2", "def_pos2_neg2", "def_pos2_expl", "def_pos2_neg2_expl", "pos2", "name_def_pos2", "none", "input_only"}
+    assert set(PRESETS) == {
+        "def",
+        "def_pos2",
+        "def_pos2_neg2",
+        "def_pos2_expl",
+        "def_pos2_neg2_expl",
+        "pos2",
+        "name_def_pos2",
+        "none",
+        "input_only",
+    }
     for name, preset in PRESETS.items():
         assert preset.name == name
         if name != "input_only":

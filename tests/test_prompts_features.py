@@ -45,8 +45,12 @@ def word_tokenizer(collection):
     words.pre_tokenizer = pre_tokenizers.Whitespace()
     corpus = [task.definition] + [i.input + " " + " ".join(i.references) for i in task.instances]
     words.train_from_iterator(corpus, trainers.WordLevelTrainer(special_tokens=["<unk>", "<pad>", "<s>", "</s>"]))
-    words.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", words.token_to_id("<s>"))])
-    return PreTrainedTokenizerFast(tokenizer_object=words, unk_token="<unk>", pad_token="<pad>", bos_token="<s>", eos_token="</s>")
+    words.post_processor = processors.TemplateProcessing(
+        single="<s> $A", special_tokens=[("<s>", words.token_to_id("<s>"))]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=words, unk_token="<unk>", pad_token="<pad>", bos_token="<s>", eos_token="</s>"
+    )
 
 
 def test_targets_are_one_seeded_reference_and_all_references_are_kept(collection):
@@ -86,30 +90,44 @@ def test_decoder_only_masks_the_prompt_and_ends_with_eos(collection, word_tokeni
     for example, item in zip(examples, encoded):
         prompt_ids = decoder_prompt_ids(word_tokenizer, example.prompt)
         assert prompt_ids[0] == word_tokenizer.bos_token_id and word_tokenizer.eos_token_id not in prompt_ids
-        target_ids = word_tokenizer(example.target, add_special_tokens=False)["input_ids"][:4] + [word_tokenizer.eos_token_id]
+        target_ids = word_tokenizer(example.target, add_special_tokens=False)["input_ids"][:4] + [
+            word_tokenizer.eos_token_id
+        ]
         assert item.input_ids == prompt_ids + target_ids
         assert item.labels == [IGNORE_INDEX] * len(prompt_ids) + target_ids
-        assert word_tokenizer.decode(item.input_ids[len(prompt_ids):-1]).split() == example.target.split()[:4]
+        assert word_tokenizer.decode(item.input_ids[len(prompt_ids) : -1]).split() == example.target.split()[:4]
 
 
 def test_decoder_only_chat_template(collection, word_tokenizer):
     task = collection.task(MULTI_REFERENCE_TASK)
-    tokenizer = word_tokenizer.__class__(tokenizer_object=word_tokenizer.backend_tokenizer, bos_token="<s>", eos_token="</s>", unk_token="<unk>")
+    tokenizer = word_tokenizer.__class__(
+        tokenizer_object=word_tokenizer.backend_tokenizer, bos_token="<s>", eos_token="</s>", unk_token="<unk>"
+    )
     tokenizer.chat_template = "{% for m in messages %}<s> user {{ m['content'] }} </s>{% endfor %}{% if add_generation_prompt %} answer{% endif %}"
     example = text_examples(task, task.instances[:1], PRESETS["none"])[0]
     item = encode_examples([example], tokenizer, None, None, decoder_only=True, chat_template=True)[0]
     prompt_ids = tokenizer(f"<s> user {example.prompt} </s> answer", add_special_tokens=False)["input_ids"]
     assert item.input_ids[: len(prompt_ids)] == prompt_ids
     assert item.labels[: len(prompt_ids)] == [IGNORE_INDEX] * len(prompt_ids)
-    assert item.labels[len(prompt_ids):] == item.input_ids[len(prompt_ids):]
+    assert item.labels[len(prompt_ids) :] == item.input_ids[len(prompt_ids) :]
 
 
 def test_token_cache_hit_returns_identical_ids_without_tokenizing(collection, byt5, tmp_path, monkeypatch):
     task = collection.task(MULTI_REFERENCE_TASK)
-    arguments = dict(task=task, instances=task.instances[:20], encoding=PRESETS["def_pos2"], tokenizer=byt5,
-                     max_source_length=300, max_target_length=16, decoder_only=False, seed=3)
+    arguments = dict(
+        task=task,
+        instances=task.instances[:20],
+        encoding=PRESETS["def_pos2"],
+        tokenizer=byt5,
+        max_source_length=300,
+        max_target_length=16,
+        decoder_only=False,
+        seed=3,
+    )
     first = cached_encoded_examples(tmp_path, **arguments)
-    assert first == encode_examples(text_examples(task, task.instances[:20], PRESETS["def_pos2"], byt5, 300, 3), byt5, 300, 16, False)
+    assert first == encode_examples(
+        text_examples(task, task.instances[:20], PRESETS["def_pos2"], byt5, 300, 3), byt5, 300, 16, False
+    )
     assert len(list(tmp_path.glob("*.npz"))) == 1
 
     def no_tokenizing(*_args, **_kwargs):
@@ -152,15 +170,29 @@ def test_tokenizers_by_name(tmp_path, monkeypatch):
     assert byt5("ab")["input_ids"] == [ord("a") + 3, ord("b") + 3, byt5.eos_token_id]
     byt5.save_pretrained(tmp_path / "saved")
     assert tokenizer_by_name(str(tmp_path / "saved"))("ab")["input_ids"] == byt5("ab")["input_ids"]
-    with pytest.raises(ModelError, match=r"tokenizer 'quickstudy-no-such-org/no-such-tokenizer'.*cannot be loaded") as raised:
+    with pytest.raises(
+        ModelError, match=r"tokenizer 'quickstudy-no-such-org/no-such-tokenizer'.*cannot be loaded"
+    ) as raised:
         tokenizer_by_name("quickstudy-no-such-org/no-such-tokenizer")
     assert "\n" not in str(raised.value)
 
 
 def test_prompts_command_prints_the_golden_prompts(sample_dir, golden_dir, quickstudy):
     code, out, err = quickstudy(
-        "prompts", str(sample_dir), "--task", "task1390_wscfixed_coreference", "--task", "task620_ohsumed_medical_subject_headings_answer_generation",
-        "--encoding", "def_pos2_neg2_expl", "--tokenizer", "byt5", "--max-source-length", "256", "--limit", "3",
+        "prompts",
+        str(sample_dir),
+        "--task",
+        "task1390_wscfixed_coreference",
+        "--task",
+        "task620_ohsumed_medical_subject_headings_answer_generation",
+        "--encoding",
+        "def_pos2_neg2_expl",
+        "--tokenizer",
+        "byt5",
+        "--max-source-length",
+        "256",
+        "--limit",
+        "3",
     )
     assert code == 0, err
     printed = [json.loads(line) for line in out.splitlines()]

@@ -80,32 +80,48 @@ def test_crossover_is_interpolated_on_log_size(thesis_analysis):
 
 
 def test_first_crossing_edge_cases():
-    assert first_crossing([100, 1000], [60, 80], 70) == ("reached", pytest.approx(10 ** 2.5))
+    assert first_crossing([100, 1000], [60, 80], 70) == ("reached", pytest.approx(10**2.5))
     assert first_crossing([100, 1000], [75, 80], 70) == ("at or below the smallest size", 100)
     assert first_crossing([100, 1000], [50, 60], 70) == ("not reached", math.inf)
     # the first crossing counts, even when the curve dips again
-    assert first_crossing([10, 100, 1000], [60, 80, 65], 70)[1] == pytest.approx(10 ** 1.5)
+    assert first_crossing([10, 100, 1000], [60, 80, 65], 70)[1] == pytest.approx(10**1.5)
 
 
 def test_deltas_equal_differences_of_the_constructed_scores(thesis_analysis):
     deltas = {(d.kind, d.a.slug, d.b.slug): d.estimate for d in thesis_analysis.deltas}
-    assert deltas[("instruction pre-finetuning", "stl/proposed/200", "stl/baseline_1/200")].value == pytest.approx(68.34 - 64.29)
-    assert deltas[("instruction pre-finetuning", "mtl/proposed/200", "mtl/baseline_1/200")].value == pytest.approx(70.40 - 65.63)
-    assert deltas[("instructions at equal data", "stl/proposed/1000", "stl/baseline_2/1000")].value == pytest.approx(71.71 - 68.91)
-    assert deltas[("instructions at equal data", "stl/proposed/all", "stl/baseline_3/all")].value == pytest.approx(72.04 - 70.99)
+    assert deltas[("instruction pre-finetuning", "stl/proposed/200", "stl/baseline_1/200")].value == pytest.approx(
+        68.34 - 64.29
+    )
+    assert deltas[("instruction pre-finetuning", "mtl/proposed/200", "mtl/baseline_1/200")].value == pytest.approx(
+        70.40 - 65.63
+    )
+    assert deltas[("instructions at equal data", "stl/proposed/1000", "stl/baseline_2/1000")].value == pytest.approx(
+        71.71 - 68.91
+    )
+    assert deltas[("instructions at equal data", "stl/proposed/all", "stl/baseline_3/all")].value == pytest.approx(
+        72.04 - 70.99
+    )
     mtl_minus_stl = {a: e.value for (kind, a, b), e in deltas.items() if kind == "MTL - STL" and "proposed" in a}
-    assert mtl_minus_stl == pytest.approx({
-        "mtl/proposed/100": 66.78 - 65.93, "mtl/proposed/200": 70.40 - 68.34,
-        "mtl/proposed/1000": 73.14 - 71.71, "mtl/proposed/all": 74.68 - 72.04,
-    })
+    assert mtl_minus_stl == pytest.approx(
+        {
+            "mtl/proposed/100": 66.78 - 65.93,
+            "mtl/proposed/200": 70.40 - 68.34,
+            "mtl/proposed/1000": 73.14 - 71.71,
+            "mtl/proposed/all": 74.68 - 72.04,
+        }
+    )
     for estimate in deltas.values():
         assert estimate.low <= estimate.value <= estimate.high
 
 
 def test_category_tables_and_verdicts(thesis_analysis):
     scores = thesis_analysis.category_scores
-    assert scores[(CellKey("stl", "proposed", "100"), "Textual Entailment", "rougeL")].value == pytest.approx(65.93 + EFFECTS["Textual Entailment"])
-    assert scores[(CellKey("stl", "baseline_2", "1000"), "Title Generation", "rougeL")].value == pytest.approx(68.91 - EFFECTS["Title Generation"])
+    assert scores[(CellKey("stl", "proposed", "100"), "Textual Entailment", "rougeL")].value == pytest.approx(
+        65.93 + EFFECTS["Textual Entailment"]
+    )
+    assert scores[(CellKey("stl", "baseline_2", "1000"), "Title Generation", "rougeL")].value == pytest.approx(
+        68.91 - EFFECTS["Title Generation"]
+    )
     # SuperNI's view scores Textual Entailment by exact match: round(10 * 65.93 / 100) = 7 of 10 right
     metric, estimate = thesis_analysis.category_view(CellKey("stl", "proposed", "100"), "Textual Entailment")
     assert (metric, estimate.value) == ("exact_match", pytest.approx(70.0))
@@ -136,7 +152,19 @@ def test_report_files_agree_with_the_analysis(tmp_path):
     assert files.html.parent == root / "report"
     rows = list(csv.DictReader(files.csv.open()))
     assert len(rows) == (4 + 3) * 6 + 6 * 6 + 6  # STL runs x 1 task, MTL runs x 6 tasks, zero-shot x 6
-    assert set(rows[0]) >= {"run_id", "arm", "setting", "size", "seed", "task", "category", "n", "rougeL", "exact_match", "rouge1"}
+    assert set(rows[0]) >= {
+        "run_id",
+        "arm",
+        "setting",
+        "size",
+        "seed",
+        "task",
+        "category",
+        "n",
+        "rougeL",
+        "exact_match",
+        "rouge1",
+    }
     row = next(r for r in rows if r["arm"] == "baseline_3" and r["task"] == "task1344_glue_entailment_classification")
     assert float(row["rougeL"]) == pytest.approx(70.99 - EFFECTS["Textual Entailment"]) and row["n"] == "10"
     summary = json.loads(files.summary.read_text())
@@ -156,14 +184,21 @@ def test_partial_study_says_what_is_missing(tmp_path):
     study.pending = {("stl", "baseline_3", "all")}
     study.failed = {("mtl", "proposed", "all")}
     root = write_synthetic_study(tmp_path / "study", study)
-    one_stl_run = next(p for p in (root / "runs").glob("*/predictions.jsonl") if '"proposed"' in (p.parent / "spec.json").read_text()
-                       and '"stl"' in (p.parent / "spec.json").read_text() and '"100"' in (p.parent / "spec.json").read_text())
+    one_stl_run = next(
+        p
+        for p in (root / "runs").glob("*/predictions.jsonl")
+        if '"proposed"' in (p.parent / "spec.json").read_text()
+        and '"stl"' in (p.parent / "spec.json").read_text()
+        and '"100"' in (p.parent / "spec.json").read_text()
+    )
     (one_stl_run.parent / "status.json").unlink()  # still running: the cell covers 5 of 6 tasks
     never_started = next(p.parent for p in (root / "runs").glob("*/spec.json") if '"baseline_3"' in p.read_text())
     shutil.rmtree(never_started)  # planned (plan.json) but no directory yet: still pending
     left_over = shutil.copytree(next((root / "runs").glob("*/predictions.jsonl")).parent, root / "runs" / "left-over")
     spec = json.loads((left_over / "spec.json").read_text())
-    (left_over / "spec.json").write_text(json.dumps({**spec, "id": "left-over", "arm": "stale_arm"}))  # not in plan.json
+    (left_over / "spec.json").write_text(
+        json.dumps({**spec, "id": "left-over", "arm": "stale_arm"})
+    )  # not in plan.json
     files = build_report(root, n_boot=N_BOOT)
     markdown = files.markdown.read_text()
     assert "The study is **partial**" in markdown
@@ -196,15 +231,35 @@ def test_not_reached_and_several_seeds(tmp_path):
 
 
 def test_cli_writes_the_report(tmp_path):
-    root = write_synthetic_study(tmp_path / "study", SyntheticStudy(tasks=THESIS_TASKS[:2], arms=thesis_like_study().arms[:4]))
-    command = [sys.executable, "-m", "quickstudy.cli", "report", str(root), "--out", str(tmp_path / "out"), "--bootstrap", "100"]
+    root = write_synthetic_study(
+        tmp_path / "study", SyntheticStudy(tasks=THESIS_TASKS[:2], arms=thesis_like_study().arms[:4])
+    )
+    command = [
+        sys.executable,
+        "-m",
+        "quickstudy.cli",
+        "report",
+        str(root),
+        "--out",
+        str(tmp_path / "out"),
+        "--bootstrap",
+        "100",
+    ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["figures", "report.html", "report.md", "results.csv", "summary.json"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "figures",
+        "report.html",
+        "report.md",
+        "results.csv",
+        "summary.json",
+    ]
 
 
 def test_cli_rejects_bad_input_in_one_line(tmp_path, quickstudy):
-    root = write_synthetic_study(tmp_path / "study", SyntheticStudy(tasks=THESIS_TASKS[:2], arms=thesis_like_study().arms[:4]))
+    root = write_synthetic_study(
+        tmp_path / "study", SyntheticStudy(tasks=THESIS_TASKS[:2], arms=thesis_like_study().arms[:4])
+    )
     broken = next((root / "runs").glob("*/predictions.jsonl"))
     lines = broken.read_text().splitlines()
     broken.write_text("\n".join(lines[:2] + ["{not json"] + lines[3:]) + "\n")
@@ -226,9 +281,19 @@ def test_real_predictions_reproduce_the_reference_scorer(tmp_path, golden_dir):
     run = tmp_path / "study" / "runs" / "ev-golden"
     run.mkdir(parents=True)
     write_predictions(run / "predictions.jsonl", with_scores(read_predictions(golden_dir / "predictions.jsonl")))
-    spec = {"id": "ev-golden", "kind": "evaluate", "arm": "mtl_proposed", "setting": "mtl", "size": "all", "seed": 1, "encoding": "def_pos2"}
+    spec = {
+        "id": "ev-golden",
+        "kind": "evaluate",
+        "arm": "mtl_proposed",
+        "setting": "mtl",
+        "size": "all",
+        "seed": 1,
+        "encoding": "def_pos2",
+    }
     (run / "spec.json").write_text(json.dumps(spec))
-    (run / "status.json").write_text(json.dumps({"state": "done", "wall_seconds": 1.0, "device": "cpu", "gpu_hours": 0}))
+    (run / "status.json").write_text(
+        json.dumps({"state": "done", "wall_seconds": 1.0, "device": "cpu", "gpu_hours": 0})
+    )
     golden = json.loads((golden_dir / "metrics.json").read_text())
 
     analysis = analyse(collect_study(tmp_path / "study"), n_boot=N_BOOT)
@@ -238,11 +303,15 @@ def test_real_predictions_reproduce_the_reference_scorer(tmp_path, golden_dir):
     for category in analysis.categories:
         for metric in ("rougeL", "exact_match"):
             expected = golden["per_category"][f"{metric}_for_{group_key(category)}"]
-            assert round(analysis.category_scores[(key, category, metric)].value, 4) == pytest.approx(expected, abs=1e-4)
+            assert round(analysis.category_scores[(key, category, metric)].value, 4) == pytest.approx(
+                expected, abs=1e-4
+            )
     assert len(analysis.categories) == len({k for k in golden["per_category"] if k.startswith("rougeL_for_")})
     files = build_report(tmp_path / "study", n_boot=N_BOOT)
     rows = list(csv.DictReader(files.csv.open()))
     assert len(rows) == len({k for k in golden["per_task"] if k.startswith("rougeL_for_")})
     for row in rows:
         assert float(row["rougeL"]) == pytest.approx(golden["per_task"][f"rougeL_for_{row['task']}"], abs=1e-4)
-        assert float(row["exact_match"]) == pytest.approx(golden["per_task"][f"exact_match_for_{row['task']}"], abs=1e-4)
+        assert float(row["exact_match"]) == pytest.approx(
+            golden["per_task"][f"exact_match_for_{row['task']}"], abs=1e-4
+        )

@@ -18,8 +18,13 @@ from quickstudy.report import build_report
 from quickstudy.report.synthetic import thesis_like_study, write_synthetic_study
 
 CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync", "--no-first-run",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
 ]
 
 # Runs after the page (and its inline images) loaded: records each image's natural width,
@@ -49,7 +54,9 @@ def chromium() -> str:
         subprocess.run(["apt-get", "install", "-y", "chromium"], capture_output=True, timeout=900)
         found = shutil.which("chromium")
     if found is None:
-        pytest.skip("chromium is not installed and `apt-get install -y chromium` failed (needs root and the Debian archive)")
+        pytest.skip(
+            "chromium is not installed and `apt-get install -y chromium` failed (needs root and the Debian archive)"
+        )
     return found
 
 
@@ -59,9 +66,17 @@ def test_every_figure_loads_and_the_task_table_sorts(chromium, tmp_path):
     page = tmp_path / "checked.html"
     page.write_text(files.html.read_text().replace("</body>", CHECK_SCRIPT + "</body>"))
     done = subprocess.run(
-        [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=10000", "--dump-dom",
-         page.as_uri()],
-        capture_output=True, text=True, timeout=180,
+        [
+            chromium,
+            *CHROMIUM_FLAGS,
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--virtual-time-budget=10000",
+            "--dump-dom",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
     found = re.search(r'<pre id="qs-check">(.*?)</pre>', done.stdout, re.S)
     assert found, f"check script did not run; chromium said: {done.stderr[-500:]}"

@@ -106,7 +106,9 @@ def test_a_task_file_edit_changes_its_runs_only(sample_dir: Path, tmp_path: Path
     edited.write_text(edited.read_text().replace("}", " }", 1))
     after = plan_study(smoke)
     changed = [run for run in before.runs if run.id not in {r.id for r in after.runs}]
-    assert changed and all(run.task == "task1390_wscfixed_coreference" or run.setting in ("mtl", "zero_shot") for run in changed)
+    assert changed and all(
+        run.task == "task1390_wscfixed_coreference" or run.setting in ("mtl", "zero_shot") for run in changed
+    )
     assert any(run.task is None for run in changed)  # the MTL and zero-shot runs read every unseen task
 
 
@@ -137,7 +139,10 @@ def test_a_role_no_arm_starts_from_is_not_built() -> None:
         ("training.num_epochs=-1", "training.num_epochs"),
         ("models.base.name_or_pat=x", "models.base.name_or_pat: unknown key"),
         ("models.base_prefinetuned.prefinetune.from=base_prefinetuned", "must name a model role given by a model spec"),
-        ("models.base_prefinetuned.prefinetune.per_task=0", "models.base_prefinetuned.prefinetune.per_task: Input should be greater"),
+        (
+            "models.base_prefinetuned.prefinetune.per_task=0",
+            "models.base_prefinetuned.prefinetune.per_task: Input should be greater",
+        ),
         ("tasks.unseen.names=[task_nope]", "tasks.unseen.names: task_nope not in the split's list"),
         ("executor.kind=slurm", "executor.kind"),
         ("tracking=wandb", "tracking"),
@@ -155,7 +160,13 @@ def test_overrides_are_yaml_scalars_and_paths_are_relative_to_the_cwd(sample_dir
     monkeypatch.chdir(sample_dir.parent)
     config = load_study_config(
         CONFIGS / "smoke.yaml",
-        ["collection=superni-sample", "seeds=[1, 2]", "keep_checkpoints=true", "arms.stl_proposed.sizes=4", "splits.n_test=5"],
+        [
+            "collection=superni-sample",
+            "seeds=[1, 2]",
+            "keep_checkpoints=true",
+            "arms.stl_proposed.sizes=4",
+            "splits.n_test=5",
+        ],
     )
     assert Path(config.collection) == sample_dir.resolve()
     assert config.seeds == [1, 2] and config.keep_checkpoints is True and config.splits.n_test == 5
@@ -173,7 +184,9 @@ def test_plan_command_prints_the_issue_json_layout(sample_dir: Path, tmp_path: P
     assert plan["counts"]["total"] == len(plan["runs"]) == 20
     # the thesis config's collection is a placeholder: one line, and no study directory left behind
     out = tmp_path / "thesis"
-    failed = subprocess.run([*command[:4], "run", str(CONFIGS / "thesis.yaml"), "--out", str(out)], capture_output=True, text=True)
+    failed = subprocess.run(
+        [*command[:4], "run", str(CONFIGS / "thesis.yaml"), "--out", str(out)], capture_output=True, text=True
+    )
     assert failed.returncode != 0 and failed.stderr.count("\n") == 1 and "--set collection=PATH" in failed.stderr
     assert not out.exists()
 
@@ -194,6 +207,9 @@ def test_an_instruction_tuned_model_can_be_built_by_prefinetuning_with_instructi
 def test_unseen_tasks_narrowed_by_category_and_count() -> None:
     by_category = ["tasks.unseen.names=null", "tasks.unseen.categories=[Word Analogy, Title Generation]"]
     plan = plan_study(load_study_config(CONFIGS / "smoke.yaml", by_category))
-    assert plan.unseen_tasks == ("task219_rocstories_title_answer_generation", "task1152_bard_analogical_reasoning_causation")
+    assert plan.unseen_tasks == (
+        "task219_rocstories_title_answer_generation",
+        "task1152_bard_analogical_reasoning_causation",
+    )
     plan = plan_study(load_study_config(CONFIGS / "smoke.yaml", [*by_category, "tasks.unseen.max_tasks=1"]))
     assert plan.unseen_tasks == ("task219_rocstories_title_answer_generation",)

@@ -48,7 +48,9 @@ def one_torch_thread():
 
 def all_metrics(study_dir: Path) -> dict[str, dict]:
     """Every evaluate run's metrics.json, by run id."""
-    return {path.parent.name: json.loads(path.read_text()) for path in sorted((study_dir / "runs").glob("*/metrics.json"))}
+    return {
+        path.parent.name: json.loads(path.read_text()) for path in sorted((study_dir / "runs").glob("*/metrics.json"))
+    }
 
 
 def start_count(study_dir: Path, run_id: str) -> int:
@@ -85,7 +87,9 @@ def local_study(tmp_path_factory) -> Path:
 def test_smoke_study_writes_the_study_directory_layout(local_study: Path) -> None:
     plan = plan_study(load_study_config(SMOKE))
     assert yaml.safe_load((local_study / "study.yaml").read_text())["name"] == "smoke"
-    assert [run["id"] for run in json.loads((local_study / "plan.json").read_text())["runs"]] == [r.id for r in plan.runs]
+    assert [run["id"] for run in json.loads((local_study / "plan.json").read_text())["runs"]] == [
+        r.id for r in plan.runs
+    ]
     for run in plan.runs:
         folder = local_study / "runs" / run.id
         spec = json.loads((folder / "spec.json").read_text())
@@ -119,10 +123,19 @@ def test_smoke_study_writes_the_study_directory_layout(local_study: Path) -> Non
 
 
 def test_status_command_prints_json(local_study: Path) -> None:
-    done = subprocess.run([*CLI, "study", "status", str(local_study), "--json"], capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        [*CLI, "study", "status", str(local_study), "--json"], capture_output=True, text=True, check=True
+    )
     status = json.loads(done.stdout)
     assert (status["done"], status["pending"], status["failed"]) == (20, 0, 0)
-    assert set(status["by_arm"]) == {"prefinetune", "stl_proposed", "mtl_proposed", "stl_baseline1", "stl_baseline3", "zero_shot"}
+    assert set(status["by_arm"]) == {
+        "prefinetune",
+        "stl_proposed",
+        "mtl_proposed",
+        "stl_baseline1",
+        "stl_baseline3",
+        "zero_shot",
+    }
 
 
 def test_rerun_trains_nothing_and_a_changed_setting_reruns_only_its_runs(local_study: Path, tmp_path: Path) -> None:
@@ -150,7 +163,11 @@ def test_rerun_trains_nothing_and_a_changed_setting_reruns_only_its_runs(local_s
 @pytest.mark.slow
 def test_sigkilled_study_resumes_to_the_same_metrics(local_study: Path, tmp_path: Path) -> None:
     study_dir = tmp_path / "study"
-    runner = subprocess.Popen([*CLI, "study", "run", str(SMOKE), "--out", str(study_dir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    runner = subprocess.Popen(
+        [*CLI, "study", "run", str(SMOKE), "--out", str(study_dir)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 120
     try:
         while time.time() < deadline and runner.poll() is None:
@@ -163,14 +180,19 @@ def test_sigkilled_study_resumes_to_the_same_metrics(local_study: Path, tmp_path
     assert runner.returncode == -signal.SIGKILL, "the study finished before it could be killed"
     finished_before = {path.parent.name for path in study_dir.glob("runs/*/status.json")}
     assert 5 <= len(finished_before) < 20
-    started_before = {run_id: json.loads((study_dir / "runs" / run_id / "status.json").read_text())["started"] for run_id in finished_before}
+    started_before = {
+        run_id: json.loads((study_dir / "runs" / run_id / "status.json").read_text())["started"]
+        for run_id in finished_before
+    }
 
     resumed = run_study(load_study_config(SMOKE), study_dir)
     assert resumed.complete and resumed.already_done == len(finished_before)
     assert not finished_before & set(resumed.done)
     for run_id in finished_before:  # a finished run is never run again
         assert start_count(study_dir, run_id) == 1
-        assert json.loads((study_dir / "runs" / run_id / "status.json").read_text())["started"] == started_before[run_id]
+        assert (
+            json.loads((study_dir / "runs" / run_id / "status.json").read_text())["started"] == started_before[run_id]
+        )
     assert all_metrics(study_dir) == all_metrics(local_study)
 
 
@@ -185,7 +207,9 @@ def test_a_second_runner_is_refused(tmp_path: Path) -> None:
         assert holder.stdout.readline().strip() == "locked"
         with pytest.raises(StudyError, match=f"another `study run` is running this study \\(pid {holder.pid} on "):
             run_study(load_study_config(SMOKE), study_dir)
-        refused = subprocess.run([*CLI, "study", "run", str(SMOKE), "--out", str(study_dir)], capture_output=True, text=True)
+        refused = subprocess.run(
+            [*CLI, "study", "run", str(SMOKE), "--out", str(study_dir)], capture_output=True, text=True
+        )
         assert refused.returncode != 0 and "another `study run` is running this study" in refused.stderr
         assert refused.stderr.count("\n") == 1 and "Traceback" not in refused.stderr
         assert not (study_dir / "runs").exists()
@@ -249,7 +273,9 @@ def test_mlflow_tracking_logs_each_run_to_a_sqlite_store(tmp_path: Path) -> None
         metrics = dict(db.execute("select key, value from metrics where run_uuid = ?", (runs[0][0],)).fetchall())
         params = dict(db.execute("select key, value from params where run_uuid = ?", (runs[0][0],)).fetchall())
     expected = json.loads((study_dir / "runs" / run_id / "metrics.json").read_text())["overall"]
-    assert metrics["rougeL"] == pytest.approx(expected["rougeL"]) and metrics["exact_match"] == pytest.approx(expected["exact_match"])
+    assert metrics["rougeL"] == pytest.approx(expected["rougeL"]) and metrics["exact_match"] == pytest.approx(
+        expected["exact_match"]
+    )
     assert params["arm"] == "zero_shot" and params["encoding"] == "def_pos2" and params["kind"] == EVALUATE
 
 
@@ -264,4 +290,3 @@ def test_ray_executor_gives_the_local_metrics(local_study: Path, tmp_path: Path)
     assert result.complete and len(result.done) == 20
     assert all_metrics(study_dir) == all_metrics(local_study)
     assert os.getpid() not in {run_pid(study_dir, run_id) for run_id in result.done}  # they ran in Ray's workers
-

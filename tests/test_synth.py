@@ -64,7 +64,9 @@ def test_unseen_categories_are_the_thesis_kind_and_never_seen(collection: Collec
     unseen_categories = Counter(collection.task(name).category for name in split.test)
     assert len(unseen_categories) >= 6
     assert seen_categories.isdisjoint(unseen_categories)
-    assert {"Textual Entailment", "Title Generation", "Coreference Resolution", "Word Analogy"} <= set(unseen_categories)
+    assert {"Textual Entailment", "Title Generation", "Coreference Resolution", "Word Analogy"} <= set(
+        unseen_categories
+    )
 
 
 def test_unseen_tasks_split_into_test_validation_and_a_full_train_set(collection: Collection) -> None:
@@ -142,7 +144,9 @@ def test_vocabulary_fits_a_small_word_level_tokenizer(collection: Collection) ->
     texts = []
     for task in collection.tasks():
         texts.append(task.definition)
-        texts += [text for e in task.positive_examples + task.negative_examples for text in (e.input, e.output, e.explanation)]
+        texts += [
+            text for e in task.positive_examples + task.negative_examples for text in (e.input, e.output, e.explanation)
+        ]
         texts += [text for i in task.instances for text in (i.input, *i.references)]
     tokenizer = word_level_tokenizer(texts)
     assert 100 <= len(tokenizer) <= 300

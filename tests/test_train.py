@@ -71,7 +71,9 @@ def test_tiny_model_learns_a_real_task_and_its_checkpoint_reloads_and_generates(
     with torch.no_grad():
         assert reloaded.model(**batch).loss < 0.7 * fresh.model(**batch).loss
     prompts = [t.prompt for t in training_texts(selections, encoding_by_name("def_pos2"), reloaded, _quick(), 1)[:3]]
-    outputs = generate_predictions(reloaded, prompts, batch_size=3, max_new_tokens=6, max_source_length=192, progress=False)
+    outputs = generate_predictions(
+        reloaded, prompts, batch_size=3, max_new_tokens=6, max_source_length=192, progress=False
+    )
     assert len(outputs) == 3 and all(isinstance(text, str) for text in outputs)
     assert any(text.strip() for text in outputs)
 
@@ -123,7 +125,9 @@ def test_stl_and_mtl_feed_exactly_the_selected_training_instances(collection):
 def test_prefinetune_mixes_n_instances_of_each_seen_task(collection, tmp_path):
     seen = ["task063_first_i_elements", "task079_conala_concat_strings"]
     config = _quick(max_steps=2, batch_size=4, optimizer="adafactor", gradient_checkpointing=True)
-    result = prefinetune(collection, seen, 4, "input_only", ModelSpec(name_or_path="tiny-t5"), config, tmp_path / "pft", seed=2)
+    result = prefinetune(
+        collection, seen, 4, "input_only", ModelSpec(name_or_path="tiny-t5"), config, tmp_path / "pft", seed=2
+    )
     assert result.examples == 8 and result.steps == 2
     start = load_model(ModelSpec(name_or_path="tiny-t5")).model.state_dict()
     trained = load_model(ModelSpec(name_or_path=result.model_dir)).model.state_dict()
@@ -156,10 +160,16 @@ def test_tensorboard_logging_or_a_one_line_reason_why_not(collection, tmp_path):
 def test_the_multi_tensor_adamw_updates_weights_bitwise_like_torchs_per_parameter_loop(collection):
     config = _quick(weight_decay=0.01)
     model = load_model(ModelSpec(name_or_path="tiny-t5"))
-    features = training_features(downstream_selections(collection, [TASK], "all"), encoding_by_name("def_pos2"), model, config, 1)
+    features = training_features(
+        downstream_selections(collection, [TASK], "all"), encoding_by_name("def_pos2"), model, config, 1
+    )
     batches = [collate(features[i : i + 4], model.tokenizer.pad_token_id, True) for i in range(0, 12, 4)]
+
     def per_parameter_adamw(trained, config):  # the same groups, torch's default (per-parameter loop on CPU)
-        groups = [{"params": g["params"], "weight_decay": g["weight_decay"]} for g in build_optimizer(trained, config).param_groups]
+        groups = [
+            {"params": g["params"], "weight_decay": g["weight_decay"]}
+            for g in build_optimizer(trained, config).param_groups
+        ]
         return torch.optim.AdamW(groups, lr=config.learning_rate)
 
     weights = []

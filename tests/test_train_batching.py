@@ -35,7 +35,9 @@ def test_shards_are_equal_in_number_and_cover_all_batches():
 
 
 def test_collate_pads_each_batch_to_its_longest_member():
-    seq2seq = collate([EncodedExample([5, 6, 1], [7, 1]), EncodedExample([5, 1], [8, 9, 9, 1])], pad_token_id=0, is_seq2seq=True)
+    seq2seq = collate(
+        [EncodedExample([5, 6, 1], [7, 1]), EncodedExample([5, 1], [8, 9, 9, 1])], pad_token_id=0, is_seq2seq=True
+    )
     assert seq2seq["input_ids"].tolist() == [[5, 6, 1], [5, 1, 0]]
     assert seq2seq["attention_mask"].tolist() == [[1, 1, 1], [1, 1, 0]]
     assert seq2seq["labels"].tolist() == [[7, 1, -100, -100], [8, 9, 9, 1]]
@@ -48,7 +50,11 @@ def test_precision_is_never_fp16_and_fp32_on_cpu():
     assert TrainConfig(precision="fp32").mixed_precision() == "no"
     with pytest.raises(ValueError):
         TrainConfig(precision="fp16")
-    assert TrainConfig().learning_rate == 5e-5 and TrainConfig().num_epochs == 2 and TrainConfig().lr_scheduler == "constant"
+    assert (
+        TrainConfig().learning_rate == 5e-5
+        and TrainConfig().num_epochs == 2
+        and TrainConfig().lr_scheduler == "constant"
+    )
 
 
 def test_overrides_parse_values_and_bad_keys_name_the_key(tmp_path):
@@ -70,7 +76,9 @@ def test_cli_prints_one_line_naming_the_bad_key(tmp_path, capsys, monkeypatch):
     from quickstudy.cli import main
 
     config = tmp_path / "c.yaml"
-    config.write_text("stage: finetune\nmodel: {name_or_path: tiny-t5}\ndata: {collection: x}\noutput_dir: out\ntrain: {lr: 1}\n")
+    config.write_text(
+        "stage: finetune\nmodel: {name_or_path: tiny-t5}\ndata: {collection: x}\noutput_dir: out\ntrain: {lr: 1}\n"
+    )
     monkeypatch.setattr(sys, "argv", ["quickstudy", "train", str(config)])
     with pytest.raises(SystemExit) as exited:
         main()

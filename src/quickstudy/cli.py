@@ -39,11 +39,19 @@ def _task_progress(verb: str):
     """A transient progress line on stderr for commands that walk a whole collection."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    return Progress(SpinnerColumn(), TextColumn(f"{verb} {{task.completed}} tasks"), TimeElapsedColumn(), console=err_console, transient=True)
+    return Progress(
+        SpinnerColumn(),
+        TextColumn(f"{verb} {{task.completed}} tasks"),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+    )
 
 
 @data_app.command("validate")
-def data_validate(collection: Path = typer.Argument(..., help="Collection folder (tasks/ and splits/, or bare task files).")) -> None:
+def data_validate(
+    collection: Path = typer.Argument(..., help="Collection folder (tasks/ and splits/, or bare task files)."),
+) -> None:
     """Check every task file, instance and split file; print every problem, one per line."""
     from quickstudy.data.validate import validate_collection
     from quickstudy.errors import DataError
@@ -84,7 +92,9 @@ def data_stats(
     size_list = parse_sizes(sizes)
     with _task_progress("counting") as bar:
         counter = bar.add_task("stats", total=None)
-        result = collection_stats(tasks, split, size_list, config, prefinetune_per_task, seed, on_task=lambda _name: bar.advance(counter))
+        result = collection_stats(
+            tasks, split, size_list, config, prefinetune_per_task, seed, on_task=lambda _name: bar.advance(counter)
+        )
     if manifest is not None:
         chosen = sample_manifest(unseen_task_splits(tasks, tasks.split(split), config), size_list, seed)
         write_manifest(manifest, chosen)
@@ -95,7 +105,11 @@ def data_stats(
         console.print(table)
     for label, totals in result.sizes.items():
         if totals.capped_tasks:
-            console.print(f"size {label}: {len(totals.capped_tasks)} task(s) have fewer train instances and use all they have: {', '.join(totals.capped_tasks)}", markup=False, highlight=False)
+            console.print(
+                f"size {label}: {len(totals.capped_tasks)} task(s) have fewer train instances and use all they have: {', '.join(totals.capped_tasks)}",
+                markup=False,
+                highlight=False,
+            )
     if manifest is not None:
         console.print(f"manifest written to {manifest}", markup=False, highlight=False)
 
@@ -124,9 +138,15 @@ def data_synth(
 def prompts_command(
     collection: Path = typer.Argument(..., help="Collection folder (tasks/ and splits/, or bare task files)."),
     task: list[str] = typer.Option(..., "--task", help="Task name; repeat for several, or 'all' for every task."),
-    encoding: str = typer.Option(..., "--encoding", help="Encoding preset: def, def_pos2, def_pos2_neg2, ..., none, input_only."),
-    tokenizer: str | None = typer.Option(None, "--tokenizer", help="Tokenizer for the budget: byt5, a Hugging Face hub id or a local path."),
-    max_source_length: int | None = typer.Option(None, "--max-source-length", min=1, help="Token budget (needs --tokenizer)."),
+    encoding: str = typer.Option(
+        ..., "--encoding", help="Encoding preset: def, def_pos2, def_pos2_neg2, ..., none, input_only."
+    ),
+    tokenizer: str | None = typer.Option(
+        None, "--tokenizer", help="Tokenizer for the budget: byt5, a Hugging Face hub id or a local path."
+    ),
+    max_source_length: int | None = typer.Option(
+        None, "--max-source-length", min=1, help="Token budget (needs --tokenizer)."
+    ),
     limit: int | None = typer.Option(None, "--limit", min=0, help="Only the first N instances of each task."),
 ) -> None:
     """Print each instance's prompt as JSON lines: {"task", "instance_id", "prompt"}."""
@@ -154,7 +174,9 @@ def prompts_command(
 @app.command("evaluate")
 def evaluate_command(
     predictions: str = typer.Argument(..., help="Predictions file (JSON lines, SuperNI reference layout)."),
-    collection: str = typer.Option(None, "--collection", help="Task collection to take categories from when lines lack 'Categories'."),
+    collection: str = typer.Option(
+        None, "--collection", help="Task collection to take categories from when lines lack 'Categories'."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the scores as JSON instead of a table."),
     out: str = typer.Option(None, "--out", help="Also write the full scores (with per-instance) to this JSON file."),
 ) -> None:
@@ -182,10 +204,25 @@ def evaluate_command(
     for name, scores in sorted(report.per_category.items()):
         view = report.superni_category_view[name]
         label = "EM" if view.metric == "exact_match" else "RL"
-        table.add_row(name, str(scores.n), f"{scores.exact_match:.2f}", f"{scores.rouge1:.2f}", f"{scores.rougeL:.2f}", f"{label} {view.value:.2f}")
+        table.add_row(
+            name,
+            str(scores.n),
+            f"{scores.exact_match:.2f}",
+            f"{scores.rouge1:.2f}",
+            f"{scores.rougeL:.2f}",
+            f"{label} {view.value:.2f}",
+        )
     overall = report.overall
     table.add_section()
-    table.add_row("overall", str(overall.n), f"{overall.exact_match:.2f}", f"{overall.rouge1:.2f}", f"{overall.rougeL:.2f}", "", style="bold")
+    table.add_row(
+        "overall",
+        str(overall.n),
+        f"{overall.exact_match:.2f}",
+        f"{overall.rouge1:.2f}",
+        f"{overall.rougeL:.2f}",
+        "",
+        style="bold",
+    )
     console.print(table)
 
 
@@ -195,7 +232,9 @@ def evaluate_command(
 @app.command("train")
 def train_command(
     config: Path = typer.Argument(..., help="YAML: stage, model, data, encoding, train hyper-parameters, output_dir."),
-    set_values: list[str] = typer.Option([], "--set", help="Override a config key: --set train.learning_rate=1e-4 (repeatable)."),
+    set_values: list[str] = typer.Option(
+        [], "--set", help="Override a config key: --set train.learning_rate=1e-4 (repeatable)."
+    ),
 ) -> None:
     """Run one training stage (prefinetune or finetune) from a small YAML config; resumes if interrupted."""
     import os
@@ -236,12 +275,16 @@ def study_plan(
     if as_json:
         print(json.dumps(plan.to_json(), indent=1))
         return
-    table = Table(title=f"{len(plan.runs)} runs: {len(plan.unseen_tasks)} unseen tasks, {len(plan.seen_tasks)} seen tasks")
+    table = Table(
+        title=f"{len(plan.runs)} runs: {len(plan.unseen_tasks)} unseen tasks, {len(plan.seen_tasks)} seen tasks"
+    )
     for column in ("arm", "setting", "prefinetune", "finetune", "evaluate", "total"):
         table.add_column(column, justify="left" if column in ("arm", "setting") else "right")
     rows: dict[str, dict[str, Any]] = {}
     for run in plan.runs:
-        row = rows.setdefault(arm_label(run), {"setting": run.setting or "-", "prefinetune": 0, "finetune": 0, "evaluate": 0})
+        row = rows.setdefault(
+            arm_label(run), {"setting": run.setting or "-", "prefinetune": 0, "finetune": 0, "evaluate": 0}
+        )
         row[run.kind] += 1
     for arm, row in rows.items():
         counts = [row[kind] for kind in ("prefinetune", "finetune", "evaluate")]
@@ -259,8 +302,8 @@ def study_run(
 ) -> None:
     """Run what is not done yet; re-run the same command to resume after a crash."""
     from quickstudy.study.config import load_study_config
-    from quickstudy.study.runner import run_study
     from quickstudy.study.progress import RichProgress
+    from quickstudy.study.runner import run_study
 
     if executor is not None:
         overrides = [*overrides, f"executor.kind={executor}"]
@@ -277,7 +320,9 @@ def study_run(
 
         for run_id, error in list(result.failed.items())[:10]:
             err_console.print(f"failed {run_id}: {escape(error)}", highlight=False, soft_wrap=True)
-        raise StudyError(f"{study_dir}: {len(result.failed)} runs failed; see `quickstudy study status {study_dir}`, re-run with --retry-failed")
+        raise StudyError(
+            f"{study_dir}: {len(result.failed)} runs failed; see `quickstudy study status {study_dir}`, re-run with --retry-failed"
+        )
 
 
 @study_app.command("status")
@@ -296,7 +341,9 @@ def study_status_command(
     if as_json:
         print(json.dumps(status.to_json(), indent=1))
         return
-    table = Table(title=f"{study_dir}: {status.counts['done']} done, {status.counts['pending']} pending, {status.counts['failed']} failed")
+    table = Table(
+        title=f"{study_dir}: {status.counts['done']} done, {status.counts['pending']} pending, {status.counts['failed']} failed"
+    )
     for column in ("arm", "done", "pending", "failed"):
         table.add_column(column, justify="left" if column == "arm" else "right")
     for arm, counts in status.by_arm.items():
@@ -311,7 +358,9 @@ def study_status_command(
 
 @app.command("report")
 def report_command(
-    study_dir: Path = typer.Argument(..., help="Study directory (the --out of `study run`); may be only partly finished."),
+    study_dir: Path = typer.Argument(
+        ..., help="Study directory (the --out of `study run`); may be only partly finished."
+    ),
     out: Path | None = typer.Option(None, "--out", help="Folder for the report [default: STUDY_DIR/report]."),
     bootstrap: int = typer.Option(1000, "--bootstrap", min=50, help="Bootstrap replicates for the 95% intervals."),
 ) -> None:
@@ -329,9 +378,13 @@ def report_command(
 
 @app.command("demo")
 def demo_command(
-    out: Path = typer.Option(Path("demo-study"), "--out", help="Folder for the collection, tokenizer, runs and report."),
+    out: Path = typer.Option(
+        Path("demo-study"), "--out", help="Folder for the collection, tokenizer, runs and report."
+    ),
     seeds: int = typer.Option(1, "--seeds", min=1, help="Seeds per arm (1, 2, ... N)."),
-    preset: str = typer.Option("demo", "--preset", help="demo (the full built-in study) or smoke (a one-minute version)."),
+    preset: str = typer.Option(
+        "demo", "--preset", help="demo (the full built-in study) or smoke (a one-minute version)."
+    ),
     overrides: list[str] = typer.Option([], "--set", help="Override a key of the preset's config (dotted.key=value)."),
 ) -> None:
     """Run the built-in study on the CPU, offline: synthetic tasks, every arm, and the report."""

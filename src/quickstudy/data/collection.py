@@ -16,9 +16,10 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from quickstudy.data.records import Example, Instance, Task
 from quickstudy.errors import DataError
@@ -255,7 +256,11 @@ def _examples(raw: dict, field: str, where: str, on_problem: OnProblem) -> list[
             on_problem(f"{where}: {field}[{index}]", "field 'output' must be a string")
             continue
         explanation = item.get("explanation")
-        examples.append(Example(input=item["input"], output=output, explanation=explanation if isinstance(explanation, str) else None))
+        examples.append(
+            Example(
+                input=item["input"], output=output, explanation=explanation if isinstance(explanation, str) else None
+            )
+        )
     return examples
 
 

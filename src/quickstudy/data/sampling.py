@@ -13,10 +13,11 @@ import hashlib
 import json
 import math
 import random
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Iterable, Literal, Sequence
+from typing import Any, Literal
 
 from quickstudy.data.records import Instance, Task
 from quickstudy.data.splits import TaskSplit
@@ -58,7 +59,7 @@ class SampleSize:
 
 
 def parse_size(text: str) -> SampleSize:
-    """"100" -> 100 per task, "6%" -> 6% of each task's train pool, "all" -> every train instance."""
+    """ "100" -> 100 per task, "6%" -> 6% of each task's train pool, "all" -> every train instance."""
     value = text.strip().lower()
     if value == "all":
         return SampleSize(kind="all")
@@ -171,7 +172,9 @@ class SampleManifest:
 def sample_manifest(splits: Iterable[TaskSplit], sizes: Sequence[SampleSize], seed: int) -> SampleManifest:
     """The manifest of nested samples for these task splits."""
     tasks = {
-        split.task.name: {label: tuple(i.id for i in chosen) for label, chosen in nested_samples(split, sizes, seed).items()}
+        split.task.name: {
+            label: tuple(i.id for i in chosen) for label, chosen in nested_samples(split, sizes, seed).items()
+        }
         for split in splits
     }
     return SampleManifest(seed=seed, sizes=tuple(size.label for size in sizes), tasks=tasks)

@@ -8,8 +8,8 @@ validation, so that nothing evaluated on was trained on.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 from quickstudy.data.collection import Collection, SplitLists
 from quickstudy.data.records import Instance, Task
@@ -66,7 +66,9 @@ def task_split(task: Task, config: SplitConfig = SplitConfig()) -> TaskSplit:
     )
 
 
-def unseen_task_splits(collection: Collection, split: SplitLists, config: SplitConfig = SplitConfig()) -> Iterator[TaskSplit]:
+def unseen_task_splits(
+    collection: Collection, split: SplitLists, config: SplitConfig = SplitConfig()
+) -> Iterator[TaskSplit]:
     """Each unseen task of the split, loaded and split one at a time (never all in memory)."""
     for name in split.test:
         yield task_split(collection.task(name), config)

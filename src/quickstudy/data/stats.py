@@ -7,8 +7,9 @@ so the statistics of a 3 GB collection need the memory of one task.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from rich.table import Table
 
@@ -89,7 +90,9 @@ def collection_stats(
     for task_split in unseen_task_splits(collection, split, config):
         category = task_split.category
         stats.categories[category] += 1
-        stats.instances.update(test=len(task_split.test), validation=len(task_split.validation), train=len(task_split.train))
+        stats.instances.update(
+            test=len(task_split.test), validation=len(task_split.validation), train=len(task_split.train)
+        )
         stats.train_per_category[category] += len(task_split.train)
         stats.leaked_removed += task_split.leaked_removed
         for label, chosen in nested_samples(task_split, sizes, seed).items():
@@ -121,8 +124,12 @@ def stats_tables(stats: CollectionStats, config: SplitConfig, prefinetune_per_ta
     instances_table = Table(title="Table 4.2  Instances")
     instances_table.add_column("Set")
     instances_table.add_column("Instances", justify="right")
-    instances_table.add_row(f"Train (unseen tasks; {stats.leaked_removed} removed as leakage)", f"{stats.instances['train']:,}")
-    instances_table.add_row(f"Validation (next {config.n_validation} per unseen task)", f"{stats.instances['validation']:,}")
+    instances_table.add_row(
+        f"Train (unseen tasks; {stats.leaked_removed} removed as leakage)", f"{stats.instances['train']:,}"
+    )
+    instances_table.add_row(
+        f"Validation (next {config.n_validation} per unseen task)", f"{stats.instances['validation']:,}"
+    )
     instances_table.add_row(f"Test (first {config.n_test} per unseen task)", f"{stats.instances['test']:,}")
     instances_table.add_row(
         f"Pre-finetuning ({prefinetune_per_task} per seen task, {stats.seen_tasks} seen tasks)",
@@ -142,5 +149,7 @@ def stats_tables(stats: CollectionStats, config: SplitConfig, prefinetune_per_ta
         sizes_table.add_row(category, f"{stats.train_per_category[category]:,}", *per_size)
     all_sizes = [cell(size.instances) for size in stats.sizes.values()]
     sizes_table.add_row("All", f"{stats.instances['train']:,}", *all_sizes, style="bold")
-    sizes_table.add_row("Tasks capped", "", *[str(len(size.capped_tasks)) for size in stats.sizes.values()], style="dim")
+    sizes_table.add_row(
+        "Tasks capped", "", *[str(len(size.capped_tasks)) for size in stats.sizes.values()], style="dim"
+    )
     return [tasks_table, instances_table, sizes_table]

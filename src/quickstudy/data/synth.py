@@ -20,9 +20,10 @@ import os
 import random
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple
 
 from quickstudy.errors import DataError
 from quickstudy.files import replace_directory
@@ -32,9 +33,18 @@ N_UNSEEN_INSTANCES = 1110  # test 100 + validation 10 + train 1,000
 N_EXAMPLE_INPUTS = 8  # per family, kept apart from every task's instances
 
 ANIMALS = ("dog", "cat", "cow", "hen", "pig", "duck", "sheep", "horse", "fox", "owl", "bee", "frog")
-BABY = dict(zip(ANIMALS, ("puppy", "kitten", "calf", "chick", "piglet", "duckling", "lamb", "foal", "cub", "owlet", "larva", "tadpole")))
-SOUND = dict(zip(ANIMALS, ("bark", "meow", "moo", "cluck", "oink", "quack", "baa", "neigh", "yelp", "hoot", "buzz", "croak")))
-HOME = dict(zip(ANIMALS, ("kennel", "basket", "barn", "coop", "sty", "pond", "pen", "stable", "den", "nest", "hive", "marsh")))
+BABY = dict(
+    zip(
+        ANIMALS,
+        ("puppy", "kitten", "calf", "chick", "piglet", "duckling", "lamb", "foal", "cub", "owlet", "larva", "tadpole"),
+    )
+)
+SOUND = dict(
+    zip(ANIMALS, ("bark", "meow", "moo", "cluck", "oink", "quack", "baa", "neigh", "yelp", "hoot", "buzz", "croak"))
+)
+HOME = dict(
+    zip(ANIMALS, ("kennel", "basket", "barn", "coop", "sty", "pond", "pen", "stable", "den", "nest", "hive", "marsh"))
+)
 RELATIONS = {"baby": BABY, "sound": SOUND, "home": HOME}
 COLORS = ("red", "blue", "green", "brown", "black", "white")
 PLACES = ("park", "farm", "river", "hill", "town", "garden")
@@ -111,20 +121,43 @@ LIST = Family(
     operations=(
         Operation("reverse", "Write the list in reverse order.", "Program Execution", lambda xs: _words(xs[::-1])),
         Operation("sort", "Sort the list in alphabetical order.", "Program Execution", lambda xs: _words(sorted(xs))),
-        Operation("count", "Write how many animals are in the list, as a word.", "Program Execution", lambda xs: _number(len(xs))),
+        Operation(
+            "count",
+            "Write how many animals are in the list, as a word.",
+            "Program Execution",
+            lambda xs: _number(len(xs)),
+        ),
         Operation("first", "Write the first animal of the list.", "Program Execution", lambda xs: xs[0]),
         Operation("second", "Write the second animal of the list.", "Program Execution", lambda xs: xs[1]),
         Operation("third", "Write the third animal of the list.", "Program Execution", lambda xs: xs[2]),
         Operation("last", "Write the last animal of the list.", "Program Execution", lambda xs: xs[-1]),
-        Operation("first_two", "Write the first two animals of the list.", "Program Execution", lambda xs: _words(xs[:2])),
-        Operation("last_two", "Write the last two animals of the list.", "Program Execution", lambda xs: _words(xs[-2:])),
-        Operation("drop_first", "Write the list without its first animal.", "Program Execution", lambda xs: _words(xs[1:])),
-        Operation("drop_last", "Write the list without its last animal.", "Program Execution", lambda xs: _words(xs[:-1])),
-        Operation("baby_each", "Write the baby of each animal.", "Word Semantics", lambda xs: _words([BABY[x] for x in xs])),
-        Operation("sound_each", "Write the sound of each animal.", "Word Semantics", lambda xs: _words([SOUND[x] for x in xs])),
-        Operation("home_each", "Write the home of each animal.", "Word Semantics", lambda xs: _words([HOME[x] for x in xs])),
-        Operation("first_baby", "Write the baby of the first animal.", "Word Analogy", lambda xs: BABY[xs[0]], unseen=True),
-        Operation("last_sound", "Write the sound of the last animal.", "Word Analogy", lambda xs: SOUND[xs[-1]], unseen=True),
+        Operation(
+            "first_two", "Write the first two animals of the list.", "Program Execution", lambda xs: _words(xs[:2])
+        ),
+        Operation(
+            "last_two", "Write the last two animals of the list.", "Program Execution", lambda xs: _words(xs[-2:])
+        ),
+        Operation(
+            "drop_first", "Write the list without its first animal.", "Program Execution", lambda xs: _words(xs[1:])
+        ),
+        Operation(
+            "drop_last", "Write the list without its last animal.", "Program Execution", lambda xs: _words(xs[:-1])
+        ),
+        Operation(
+            "baby_each", "Write the baby of each animal.", "Word Semantics", lambda xs: _words([BABY[x] for x in xs])
+        ),
+        Operation(
+            "sound_each", "Write the sound of each animal.", "Word Semantics", lambda xs: _words([SOUND[x] for x in xs])
+        ),
+        Operation(
+            "home_each", "Write the home of each animal.", "Word Semantics", lambda xs: _words([HOME[x] for x in xs])
+        ),
+        Operation(
+            "first_baby", "Write the baby of the first animal.", "Word Analogy", lambda xs: BABY[xs[0]], unseen=True
+        ),
+        Operation(
+            "last_sound", "Write the sound of the last animal.", "Word Analogy", lambda xs: SOUND[xs[-1]], unseen=True
+        ),
     ),
 )
 
@@ -333,7 +366,11 @@ class Claim(NamedTuple):
 
 
 def _draw_claim(rng: random.Random) -> Claim:
-    premise, label, aspect = _draw_scene(rng), rng.choice(("entailment", "contradiction", "neutral")), rng.choice(("color", "place"))
+    premise, label, aspect = (
+        _draw_scene(rng),
+        rng.choice(("entailment", "contradiction", "neutral")),
+        rng.choice(("color", "place")),
+    )
     values = COLORS if aspect == "color" else PLACES
     truth = getattr(premise, aspect)
     if label == "neutral":
@@ -515,7 +552,9 @@ def _input_pool(family: Family, seed: int, size: int) -> list[Any]:
     raise DataError(f"synthetic family {family.name!r}: could not draw {size} distinct inputs")
 
 
-def _examples(family: Family, operation: Operation, items: list[Any], rng: random.Random) -> tuple[list[dict], list[dict]]:
+def _examples(
+    family: Family, operation: Operation, items: list[Any], rng: random.Random
+) -> tuple[list[dict], list[dict]]:
     """Two positive examples and two negative ones; a negative answers another task of the family."""
     positive, negative = [], []
     for item in rng.sample(items, 4):
@@ -526,11 +565,15 @@ def _examples(family: Family, operation: Operation, items: list[Any], rng: rando
             continue
         wrong = sorted({other.answer(item) for other in family.operations} - {answer})
         wrong_answer = rng.choice(wrong) if wrong else "none"
-        negative.append({**example, "output": wrong_answer, "explanation": f"The answer should be {answer} , not {wrong_answer} ."})
+        negative.append(
+            {**example, "output": wrong_answer, "explanation": f"The answer should be {answer} , not {wrong_answer} ."}
+        )
     return positive, negative
 
 
-def _task_json(family: Family, operation: Operation, name: str, examples: list[Any], pool: list[Any], n: int, seed: int) -> dict[str, Any]:
+def _task_json(
+    family: Family, operation: Operation, name: str, examples: list[Any], pool: list[Any], n: int, seed: int
+) -> dict[str, Any]:
     rng = random.Random(f"quickstudy-synth:{seed}:{name}")
     positive, negative = _examples(family, operation, examples, rng)
     instances = [
@@ -555,7 +598,9 @@ def _task_json(family: Family, operation: Operation, name: str, examples: list[A
     }
 
 
-def synth_collection(seed: int = 0, n_seen: int = N_SEEN_INSTANCES, n_unseen: int = N_UNSEEN_INSTANCES) -> SynthCollection:
+def synth_collection(
+    seed: int = 0, n_seen: int = N_SEEN_INSTANCES, n_unseen: int = N_UNSEEN_INSTANCES
+) -> SynthCollection:
     """Every synthetic task, deterministic per seed. Task names are `taskNNN_<family>_<operation>`."""
     tasks: dict[str, dict[str, Any]] = {}
     seen, unseen = [], []
@@ -587,7 +632,9 @@ def write_synth_collection(out: str | Path, seed: int = 0, overwrite: bool = Fal
         os.chmod(staging, 0o755)
         (staging / "tasks").mkdir()
         for name, task in collection.tasks.items():
-            (staging / "tasks" / f"{name}.json").write_text(json.dumps(task, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+            (staging / "tasks" / f"{name}.json").write_text(
+                json.dumps(task, indent=1, ensure_ascii=False) + "\n", encoding="utf-8"
+            )
         splits = staging / "splits" / "default"
         splits.mkdir(parents=True)
         for part, names in (("train", collection.seen), ("test", collection.unseen), ("excluded", ())):

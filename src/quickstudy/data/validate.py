@@ -6,9 +6,9 @@ what validate accepts is exactly what the loader accepts.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from quickstudy.data.collection import Collection, is_plain_task_name, task_from_file
 

@@ -57,7 +57,14 @@ def generate_texts(
                 batch = order[start : start + batch_size]
                 input_ids, attention_mask = padded([encoded[i] for i in batch], pad_id, left=not seq2seq)
                 texts = _generate_batch(
-                    model, tokenizer, input_ids.to(device), attention_mask.to(device), seq2seq, pad_id, max_new_tokens, num_beams
+                    model,
+                    tokenizer,
+                    input_ids.to(device),
+                    attention_mask.to(device),
+                    seq2seq,
+                    pad_id,
+                    max_new_tokens,
+                    num_beams,
                 )
                 for index, text in zip(batch, texts):
                     outputs[index] = text
@@ -68,11 +75,22 @@ def generate_texts(
 
 
 def generate_predictions(
-    loaded: Any, prompts: Sequence[str], batch_size: int = 16, max_new_tokens: int = 128, num_beams: int = 1, **options: Any
+    loaded: Any,
+    prompts: Sequence[str],
+    batch_size: int = 16,
+    max_new_tokens: int = 128,
+    num_beams: int = 1,
+    **options: Any,
 ) -> list[str]:
     """generate_texts for a `models.loading.LoadedModel` (anything with .model and .tokenizer)."""
     return generate_texts(
-        loaded.model, loaded.tokenizer, prompts, batch_size=batch_size, max_new_tokens=max_new_tokens, num_beams=num_beams, **options
+        loaded.model,
+        loaded.tokenizer,
+        prompts,
+        batch_size=batch_size,
+        max_new_tokens=max_new_tokens,
+        num_beams=num_beams,
+        **options,
     )
 
 

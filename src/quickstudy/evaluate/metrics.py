@@ -341,7 +341,9 @@ def score_records(records: Sequence[PredictionRecord], metrics: RougeMetrics | N
                 for name, scores in per_category.items()
                 for metric in [superni_category_metric(name)]
             },
-            per_instance=[InstanceResult(r.task, r.instance_id, r.category, raw.x100()) for r, raw in zip(records, raws)],
+            per_instance=[
+                InstanceResult(r.task, r.instance_id, r.category, raw.x100()) for r, raw in zip(records, raws)
+            ],
         )
 
 

@@ -80,7 +80,9 @@ class BaseModelCache:
 DEFAULT_CACHE = BaseModelCache()
 
 
-def load_model(spec: ModelSpec, device: str | torch.device | None = None, cache: BaseModelCache = DEFAULT_CACHE) -> LoadedModel:
+def load_model(
+    spec: ModelSpec, device: str | torch.device | None = None, cache: BaseModelCache = DEFAULT_CACHE
+) -> LoadedModel:
     """The model `spec` names, in fp32, with fresh LoRA adapters if the spec asks for them."""
     base = cache.get_or_load(spec.base())
     model: PreTrainedModel | PeftModel = base.model
@@ -138,7 +140,9 @@ def _load_base(spec: ModelSpec) -> _Base:
     is_seq2seq = _is_seq2seq(spec, config)
     auto_class = AutoModelForSeq2SeqLM if is_seq2seq else AutoModelForCausalLM
     try:
-        model = auto_class.from_pretrained(name, config=config, dtype=torch.float32, trust_remote_code=spec.trust_remote_code)
+        model = auto_class.from_pretrained(
+            name, config=config, dtype=torch.float32, trust_remote_code=spec.trust_remote_code
+        )
     except (OSError, ValueError) as error:
         raise ModelError(f"model {name!r}: cannot load its weights ({_first_line(error)})") from None
     tokenizer = _load_tokenizer(spec.tokenizer or name, spec)
@@ -150,7 +154,9 @@ def _merged_adapter(spec: ModelSpec, info: dict[str, Any]) -> _Base:
     try:
         base_spec = ModelSpec.model_validate(info["base"])
     except (KeyError, ValueError) as error:
-        raise ModelError(f"{Path(spec.name_or_path) / MODEL_INFO}: field 'base' is missing or invalid ({_first_line(error)})") from None
+        raise ModelError(
+            f"{Path(spec.name_or_path) / MODEL_INFO}: field 'base' is missing or invalid ({_first_line(error)})"
+        ) from None
     base = _load_base(base_spec)
     try:
         merged = PeftModel.from_pretrained(base.model, spec.name_or_path).merge_and_unload()

@@ -37,6 +37,6 @@ class ModelSpec(BaseModel):
     init_seed: int = 0
     tiny_config: dict[str, Any] = Field(default_factory=dict)
 
-    def base(self) -> "ModelSpec":
+    def base(self) -> ModelSpec:
         """The same model without a LoRA adapter: what the load cache keys on."""
         return self.model_copy(update={"lora": None})

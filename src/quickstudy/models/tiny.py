@@ -7,7 +7,8 @@ word-level tokenizer trained on the fly with `tokenizers`.
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import torch
 from tokenizers import Tokenizer, models, pre_tokenizers, processors, trainers
@@ -48,12 +49,12 @@ def word_level_tokenizer(texts: Iterable[str], vocab_size: int = 8000) -> PreTra
     tokenizer.post_processor = processors.TemplateProcessing(
         single="$A </s>", pair="$A </s> $B </s>", special_tokens=[("</s>", eos_id)]
     )
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer, pad_token="<pad>", eos_token="</s>", unk_token="<unk>"
-    )
+    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, pad_token="<pad>", eos_token="</s>", unk_token="<unk>")
 
 
-def tiny_model(name: str, tokenizer: PreTrainedTokenizerBase, seed: int = 0, overrides: dict[str, Any] | None = None) -> PreTrainedModel:
+def tiny_model(
+    name: str, tokenizer: PreTrainedTokenizerBase, seed: int = 0, overrides: dict[str, Any] | None = None
+) -> PreTrainedModel:
     """A small randomly initialised model sized to `tokenizer`; the same seed gives the same weights."""
     vocab_size = len(tokenizer)
     pad_id, eos_id = tokenizer.pad_token_id, tokenizer.eos_token_id
@@ -63,7 +64,9 @@ def tiny_model(name: str, tokenizer: PreTrainedTokenizerBase, seed: int = 0, ove
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         if name == "tiny-t5":
-            defaults = dict(d_model=128, d_kv=32, d_ff=256, num_layers=2, num_decoder_layers=2, num_heads=4, dropout_rate=0.1)
+            defaults = dict(
+                d_model=128, d_kv=32, d_ff=256, num_layers=2, num_decoder_layers=2, num_heads=4, dropout_rate=0.1
+            )
             config = T5Config(
                 vocab_size=vocab_size, pad_token_id=pad_id, eos_token_id=eos_id, decoder_start_token_id=pad_id,
                 **{**defaults, **overrides},
@@ -71,8 +74,13 @@ def tiny_model(name: str, tokenizer: PreTrainedTokenizerBase, seed: int = 0, ove
             return T5ForConditionalGeneration(config)
         if name == "tiny-llama":
             defaults = dict(
-                hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=4,
-                num_key_value_heads=4, max_position_embeddings=4096, tie_word_embeddings=False,
+                hidden_size=128,
+                intermediate_size=256,
+                num_hidden_layers=2,
+                num_attention_heads=4,
+                num_key_value_heads=4,
+                max_position_embeddings=4096,
+                tie_word_embeddings=False,
             )
             config = LlamaConfig(
                 vocab_size=vocab_size, pad_token_id=pad_id, eos_token_id=eos_id, bos_token_id=eos_id,

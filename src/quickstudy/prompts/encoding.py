@@ -10,10 +10,10 @@ fit from per-piece token counts where the tokenizer allows it.
 from __future__ import annotations
 
 import string
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields
 from types import MappingProxyType
-from typing import Any, Callable
+from typing import Any
 
 from quickstudy.data.records import Example, Task
 from quickstudy.errors import PromptError
@@ -40,8 +40,12 @@ class Encoding:
             value = getattr(self, field)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise PromptError(f"encoding {self.name!r}: option {field!r} must be a whole number >= 0")
-        if self.input_only and (self.add_task_definition or self.add_task_name or self.num_pos_examples or self.num_neg_examples):
-            raise PromptError(f"encoding {self.name!r}: option 'input_only' excludes definition, task name and examples")
+        if self.input_only and (
+            self.add_task_definition or self.add_task_name or self.num_pos_examples or self.num_neg_examples
+        ):
+            raise PromptError(
+                f"encoding {self.name!r}: option 'input_only' excludes definition, task name and examples"
+            )
 
     def options(self) -> dict[str, Any]:
         """The switches alone (no name), as the goldens and study configs write them."""
@@ -66,7 +70,9 @@ def name_for_options(
     return "_".join(parts) or "none"
 
 
-def _preset(add_task_definition: bool, pos: int = 0, neg: int = 0, expl: bool = False, task_name: bool = False) -> Encoding:
+def _preset(
+    add_task_definition: bool, pos: int = 0, neg: int = 0, expl: bool = False, task_name: bool = False
+) -> Encoding:
     name = name_for_options(add_task_definition, pos, neg, expl, task_name)
     return Encoding(name, add_task_definition, pos, neg, expl, task_name)
 
@@ -102,7 +108,9 @@ def encoding_from_options(options: Mapping[str, Any]) -> Encoding:
     known = {field.name for field in fields(Encoding)}
     unknown = sorted(set(options) - known)
     if unknown:
-        raise PromptError(f"encoding options: unknown option(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
+        raise PromptError(
+            f"encoding options: unknown option(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}"
+        )
     values = {field.name: field.default for field in fields(Encoding) if field.name != "name"}
     values.update({key: value for key, value in options.items() if key != "name"})
     if values["input_only"] and "add_task_definition" not in options:
@@ -236,7 +244,9 @@ class PromptBuilder:
             return lambda pieces: counter.count("".join(pieces))
         return lambda pieces: counter.overhead + sum(lengths[piece] for piece in pieces)  # type: ignore[misc]
 
-    def _kept(self, candidates: list[str], before: list[str], task_input: str, measure: Callable[[list[str]], int]) -> list[str]:
+    def _kept(
+        self, candidates: list[str], before: list[str], task_input: str, measure: Callable[[list[str]], int]
+    ) -> list[str]:
         kept: list[str] = []
         for candidate in candidates:
             if measure([*before, *_spaced(kept), candidate, task_input]) > self.budget:  # type: ignore[operator]

@@ -48,7 +48,7 @@ def chosen_reference(references: Sequence[str], seed: int, task: str, instance_i
     choice for an instance anywhere, whatever else is sampled."""
     if len(references) == 1:
         return references[0]
-    digest = hashlib.sha256(f"{seed}\0{task}\0{instance_id}".encode("utf-8")).digest()
+    digest = hashlib.sha256(f"{seed}\0{task}\0{instance_id}".encode()).digest()
     return references[int.from_bytes(digest[:8], "big") % len(references)]
 
 
@@ -98,7 +98,10 @@ def encode_examples(
     if not examples:
         return []
     if decoder_only:
-        return [_decoder_example(example, tokenizer, max_source_length, max_target_length, chat_template) for example in examples]
+        return [
+            _decoder_example(example, tokenizer, max_source_length, max_target_length, chat_template)
+            for example in examples
+        ]
     if chat_template:
         raise PromptError("chat templates apply to decoder-only models only")
     return _seq2seq_examples(examples, tokenizer, max_source_length, max_target_length)
@@ -109,7 +112,9 @@ def _seq2seq_examples(
 ) -> list[EncodedExample]:
     prompts = [example.prompt for example in examples]
     sources = tokenizer(prompts)["input_ids"]
-    targets = tokenizer(text_target=[example.target for example in examples], **_truncation(max_target_length))["input_ids"]
+    targets = tokenizer(text_target=[example.target for example in examples], **_truncation(max_target_length))[
+        "input_ids"
+    ]
     encoded = []
     for index, (example, source, target) in enumerate(zip(examples, sources, targets)):
         over = max_source_length is not None and len(source) > max_source_length

@@ -25,6 +25,7 @@ from quickstudy.report.bootstrap import (
 from quickstudy.report.results import Arm, StudyResults, declared_arms
 from quickstudy.report.sizes import SizeInfo, fraction_at, size_infos
 
+
 @dataclass(frozen=True)
 class CurvePoint:
     key: CellKey
@@ -148,8 +149,13 @@ def analyse(results: StudyResults, n_boot: int = 1000, seed: int = 0) -> Analysi
     crossovers = _crossovers(curves, sota, overall, results.train_pool)
     equal_data = _equal_data_pairs(cells, results.arms)
     deltas = [Delta(kind, a, b, overall[a]["rougeL"] - overall[b]["rougeL"]) for kind, a, b in equal_data]
-    deltas += [Delta("MTL - STL", a, b, overall[a]["rougeL"] - overall[b]["rougeL"]) for a, b in _mtl_stl_pairs(cells, results.arms)]
-    deltas.sort(key=lambda d: (d.kind, d.a.setting != "stl", cells[d.a].role != "proposed", d.a.arm, d.b.arm, sizes[d.a.size].x))
+    deltas += [
+        Delta("MTL - STL", a, b, overall[a]["rougeL"] - overall[b]["rougeL"])
+        for a, b in _mtl_stl_pairs(cells, results.arms)
+    ]
+    deltas.sort(
+        key=lambda d: (d.kind, d.a.setting != "stl", cells[d.a].role != "proposed", d.a.arm, d.b.arm, sizes[d.a.size].x)
+    )
 
     category_of = np.array([results.categories.get(task, "unknown") for task in index.task], dtype=object)
     categories = sorted(set(category_of))
@@ -187,12 +193,16 @@ def _curves(cells: dict[CellKey, Cell], overall: dict, sizes: dict[str, SizeInfo
     curves: dict[str, list[CurvePoint]] = defaultdict(list)
     for key, cell in cells.items():
         x = sizes[key.size].x if key.size in sizes else 0.0
-        point = CurvePoint(key, cell.role, x, overall[key]["rougeL"], len(cell.seeds), len(cell.tasks), cell.n_instances)
+        point = CurvePoint(
+            key, cell.role, x, overall[key]["rougeL"], len(cell.seeds), len(cell.tasks), cell.n_instances
+        )
         curves[key.setting].append(point)
     return {setting: sorted(points, key=lambda p: (p.key.arm, p.x)) for setting, points in curves.items()}
 
 
-def _supervised_sota(cells: dict[CellKey, Cell], arms: dict[tuple[str, str], Arm], settings: set[str]) -> dict[str, tuple[CellKey, str]]:
+def _supervised_sota(
+    cells: dict[CellKey, Cell], arms: dict[tuple[str, str], Arm], settings: set[str]
+) -> dict[str, tuple[CellKey, str]]:
     """Per setting, the full-data no-instruction baseline; MTL falls back to STL's (the thesis has no MTL one)."""
     own: dict[str, CellKey] = {}
     for key, cell in sorted(cells.items(), key=lambda item: item[0].slug):
@@ -209,7 +219,10 @@ def _supervised_sota(cells: dict[CellKey, Cell], arms: dict[tuple[str, str], Arm
         if setting in own:
             sota[setting] = (own[setting], f"{own[setting].label} (full data, no instructions)")
         elif "stl" in own:
-            sota[setting] = (own["stl"], f"{own['stl'].label}: the study has no {setting.upper()} full-data baseline, so the STL one is used")
+            sota[setting] = (
+                own["stl"],
+                f"{own['stl'].label}: the study has no {setting.upper()} full-data baseline, so the STL one is used",
+            )
     return sota
 
 
@@ -233,16 +246,24 @@ def _crossovers(curves, sota, overall, pool: dict[str, int]) -> list[Crossover]:
                 by_arm[point.key.arm].append(point)
         for arm, arm_points in sorted(by_arm.items()):
             if setting not in sota:
-                found.append(Crossover(setting, arm, None, "no full-data no-instruction baseline in the study", "no reference"))
+                found.append(
+                    Crossover(setting, arm, None, "no full-data no-instruction baseline in the study", "no reference")
+                )
                 continue
             reference, note = sota[setting]
             level = overall[reference]["rougeL"]
             xs = [p.x for p in arm_points]
             status, x = first_crossing(xs, [p.estimate.value for p in arm_points], level.value)
             replicates = np.array(
-                [first_crossing(xs, [p.estimate.samples[b] for p in arm_points], level.samples[b])[1] for b in range(len(level.samples))]
+                [
+                    first_crossing(xs, [p.estimate.samples[b] for p in arm_points], level.samples[b])[1]
+                    for b in range(len(level.samples))
+                ]
             )
-            interval = (float(np.percentile(replicates, 2.5, method="lower")), float(np.percentile(replicates, 97.5, method="higher")))
+            interval = (
+                float(np.percentile(replicates, 2.5, method="lower")),
+                float(np.percentile(replicates, 97.5, method="higher")),
+            )
             found.append(
                 Crossover(
                     setting,
@@ -281,7 +302,11 @@ def _mtl_stl_pairs(cells: dict[CellKey, Cell], arms) -> list[tuple[CellKey, Cell
         return (cells[key].role, arm.start if arm else None, arm.encoding if arm else None, key.size)
 
     stl = {signature(k): k for k in sorted(cells, key=lambda k: k.slug) if k.setting == "stl"}
-    return [(k, stl[signature(k)]) for k in sorted(cells, key=lambda k: k.slug) if k.setting == "mtl" and signature(k) in stl]
+    return [
+        (k, stl[signature(k)])
+        for k in sorted(cells, key=lambda k: k.slug)
+        if k.setting == "mtl" and signature(k) in stl
+    ]
 
 
 def _category_effects(categories, category_scores, equal_data) -> list[CategoryEffect]:
@@ -290,7 +315,9 @@ def _category_effects(categories, category_scores, equal_data) -> list[CategoryE
     for setting in settings:
         pairs = [(a, b) for _, a, b in equal_data if a.setting == setting]
         for category in categories:
-            diffs = [category_scores[(a, category, "rougeL")] - category_scores[(b, category, "rougeL")] for a, b in pairs]
+            diffs = [
+                category_scores[(a, category, "rougeL")] - category_scores[(b, category, "rougeL")] for a, b in pairs
+            ]
             diffs = [d for d in diffs if np.isfinite(d.value)]
             if diffs:
                 effects.append(CategoryEffect(setting, category, mean_estimate(diffs), len(diffs)))
@@ -325,7 +352,9 @@ def _progress(results: StudyResults, sizes: dict[str, SizeInfo]) -> list[ArmProg
     groups: dict[tuple[str | None, str], list] = defaultdict(list)
     for run in results.runs:
         groups[(run.setting, run.arm or f"({run.kind}, shared)")].append(run)
-    declared = {str(arm["name"]): [str(s) for s in arm.get("sizes") or []] for arm in declared_arms(results.config).values()}
+    declared = {
+        str(arm["name"]): [str(s) for s in arm.get("sizes") or []] for arm in declared_arms(results.config).values()
+    }
     progress = []
     order = {"stl": 0, "mtl": 1, "zero_shot": 2}
     for (setting, arm), runs in sorted(groups.items(), key=lambda item: (order.get(str(item[0][0]), 3), item[0][1])):

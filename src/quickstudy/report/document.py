@@ -71,7 +71,11 @@ def to_markdown(blocks: list[Block], figures_dir: Path, out_dir: Path) -> str:
             lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in block.rows]
             lines.append("")
         elif isinstance(block, Image):
-            relative = block.figure.path.relative_to(out_dir) if block.figure.path.is_relative_to(out_dir) else block.figure.path
+            relative = (
+                block.figure.path.relative_to(out_dir)
+                if block.figure.path.is_relative_to(out_dir)
+                else block.figure.path
+            )
             lines += [f"![{block.figure.title}]({relative.as_posix()})", "", f"*{block.figure.caption}*", ""]
     return "\n".join(lines).rstrip() + "\n"
 
@@ -105,8 +109,10 @@ document.querySelectorAll('table.sortable th').forEach(function(th, col){
 
 def to_html(blocks: list[Block], title: str) -> str:
     """One self-contained HTML file: figures inlined as base64 PNG, sorting script inline."""
-    parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
-             f"<style>{STYLE}</style></head><body>"]
+    parts = [
+        f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
+        f"<style>{STYLE}</style></head><body>",
+    ]
     for block in blocks:
         if isinstance(block, Heading):
             parts.append(f"<h{block.level}>{html.escape(block.text)}</h{block.level}>")
@@ -118,8 +124,10 @@ def to_html(blocks: list[Block], title: str) -> str:
             parts.append(_html_table(block))
         elif isinstance(block, Image):
             data = base64.b64encode(block.figure.path.read_bytes()).decode("ascii")
-            parts.append(f"<figure><img alt='{html.escape(block.figure.title)}' src='data:image/png;base64,{data}'>"
-                         f"<figcaption>{html.escape(block.figure.caption)}</figcaption></figure>")
+            parts.append(
+                f"<figure><img alt='{html.escape(block.figure.title)}' src='data:image/png;base64,{data}'>"
+                f"<figcaption>{html.escape(block.figure.caption)}</figcaption></figure>"
+            )
     parts.append(f"<script>{SORT_SCRIPT}</script></body></html>")
     return "\n".join(parts)
 
@@ -129,7 +137,11 @@ def _inline(text: str) -> str:
     escaped = html.escape(text)
     for marker, tag in (("**", "strong"), ("`", "code")):
         pieces = escaped.split(marker)
-        escaped = "".join(p if i % 2 == 0 else f"<{tag}>{p}</{tag}>" for i, p in enumerate(pieces)) if len(pieces) % 2 else escaped
+        escaped = (
+            "".join(p if i % 2 == 0 else f"<{tag}>{p}</{tag}>" for i, p in enumerate(pieces))
+            if len(pieces) % 2
+            else escaped
+        )
     return escaped
 
 
@@ -139,7 +151,9 @@ def _html_table(table: Table) -> str:
     numeric = table.numeric or [False] * len(table.columns)
     head = "".join(f"<th>{html.escape(c)}</th>" for c in table.columns)
     rows = "".join(
-        "<tr>" + "".join(f"<td{' class=num' if numeric[i] else ''}>{html.escape(v)}</td>" for i, v in enumerate(row)) + "</tr>"
+        "<tr>"
+        + "".join(f"<td{' class=num' if numeric[i] else ''}>{html.escape(v)}</td>" for i, v in enumerate(row))
+        + "</tr>"
         for row in table.rows
     )
     caption = f"<div class='caption'>{_inline(table.caption)}</div>" if table.caption else ""

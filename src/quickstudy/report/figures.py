@@ -86,14 +86,39 @@ def _draw_curves(ax, analysis: Analysis, setting: str) -> None:
     for arm, arm_points in proposed.items():
         colour = next(colours)
         xs = [p.x for p in arm_points]
-        ax.plot(xs, [p.estimate.value for p in arm_points], "-o", color=colour, lw=2, ms=6, label=f"{arm} (instructions)", zorder=3)
-        ax.fill_between(xs, [p.estimate.low for p in arm_points], [p.estimate.high for p in arm_points], color=colour, alpha=0.18, lw=0)
+        ax.plot(
+            xs,
+            [p.estimate.value for p in arm_points],
+            "-o",
+            color=colour,
+            lw=2,
+            ms=6,
+            label=f"{arm} (instructions)",
+            zorder=3,
+        )
+        ax.fill_between(
+            xs,
+            [p.estimate.low for p in arm_points],
+            [p.estimate.high for p in arm_points],
+            color=colour,
+            alpha=0.18,
+            lw=0,
+        )
     for (arm, arm_points), marker in zip(baselines.items(), BASELINE_MARKERS * 3):
         colour = next(colours, "#000000")
         for i, p in enumerate(arm_points):
             error = [[p.estimate.value - p.estimate.low], [p.estimate.high - p.estimate.value]]
-            ax.errorbar(p.x, p.estimate.value, yerr=error, fmt=marker, color=colour, ms=8, capsize=4,
-                        label=f"{arm} @ {p.key.size} (no instructions)" if i == 0 else None, zorder=4)
+            ax.errorbar(
+                p.x,
+                p.estimate.value,
+                yerr=error,
+                fmt=marker,
+                color=colour,
+                ms=8,
+                capsize=4,
+                label=f"{arm} @ {p.key.size} (no instructions)" if i == 0 else None,
+                zorder=4,
+            )
     _draw_reference_lines(ax, analysis, setting)
     ax.set_xscale("log")
     ticks = [info for info in analysis.sizes.values()]
@@ -122,8 +147,16 @@ def _draw_reference_lines(ax, analysis: Analysis, setting: str) -> None:
         if crossover.setting == setting and crossover.x is not None and math.isfinite(crossover.x):
             share = f", {crossover.fraction:.1%} of data" if crossover.fraction is not None else ""
             ax.axvline(crossover.x, color="#555555", ls=(0, (1, 3)), lw=1)
-            ax.annotate(f"matches SOTA at\n≈{crossover.x:,.0f}/task{share}", (crossover.x, 0.97), xycoords=("data", "axes fraction"),
-                        xytext=(4, 0), textcoords="offset points", fontsize=8, color="#333333", va="top")
+            ax.annotate(
+                f"matches SOTA at\n≈{crossover.x:,.0f}/task{share}",
+                (crossover.x, 0.97),
+                xycoords=("data", "axes fraction"),
+                xytext=(4, 0),
+                textcoords="offset points",
+                fontsize=8,
+                color="#333333",
+                va="top",
+            )
 
 
 def _category_bars(analysis: Analysis, setting: str, path: Path) -> Figure | None:
@@ -138,8 +171,16 @@ def _category_bars(analysis: Analysis, setting: str, path: Path) -> Figure | Non
         xs = [j + (i - (len(keys) - 1) / 2) * width for j in range(len(categories))]
         values = [e.value for e in estimates]
         errors = [[max(e.value - e.low, 0) for e in estimates], [max(e.high - e.value, 0) for e in estimates]]
-        ax.bar(xs, values, width, yerr=errors, color=colour, capsize=2, error_kw={"lw": 0.8},
-               label=f"{key.arm} @ {key.size} ({analysis.sizes[key.size].x:,.0f}/task)")
+        ax.bar(
+            xs,
+            values,
+            width,
+            yerr=errors,
+            color=colour,
+            capsize=2,
+            error_kw={"lw": 0.8},
+            label=f"{key.arm} @ {key.size} ({analysis.sizes[key.size].x:,.0f}/task)",
+        )
     ax.set_xticks(range(len(categories)), [c.replace(" ", "\n", 1) for c in categories], fontsize=8)
     ax.set_ylabel(ROUGE_LABEL)
     ax.set_xlabel("task category")
@@ -147,14 +188,22 @@ def _category_bars(analysis: Analysis, setting: str, path: Path) -> Figure | Non
     ax.grid(True, axis="y", alpha=0.3)
     ax.legend(fontsize=8, ncol=min(4, len(keys)), loc="upper center", bbox_to_anchor=(0.5, -0.18))
     _save(fig, path)
-    caption = (f"{setting.upper()}: ROUGE-L per category of the arm fine-tuned with instructions, one bar per training "
-               "size (instances per task in the legend); error bars are 95% bootstrap intervals.")
+    caption = (
+        f"{setting.upper()}: ROUGE-L per category of the arm fine-tuned with instructions, one bar per training "
+        "size (instances per task in the legend); error bars are 95% bootstrap intervals."
+    )
     return Figure(f"categories_{setting}", path, f"Categories ({setting.upper()})", caption)
 
 
 def _effects_figure(analysis: Analysis, path: Path) -> Figure:
     settings = [s for s in SETTING_TITLES if any(e.setting == s for e in analysis.category_effects)]
-    fig, axes = plt.subplots(1, len(settings), figsize=(5.6 * len(settings), 0.45 * len(analysis.categories) + 1.6), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(
+        1,
+        len(settings),
+        figsize=(5.6 * len(settings), 0.45 * len(analysis.categories) + 1.6),
+        squeeze=False,
+        sharey=True,
+    )
     order = analysis.categories[::-1]
     for ax, setting in zip(axes[0], settings):
         effects = {e.category: e for e in analysis.category_effects if e.setting == setting}
@@ -169,7 +218,9 @@ def _effects_figure(analysis: Analysis, path: Path) -> Figure:
         ax.set_xlabel("Δ ROUGE-L, instructions − no instructions (points)")
         ax.set_title(f"{setting.upper()}: effect of instructions at equal data")
         ax.grid(True, axis="x", alpha=0.3)
-    caption = ("Per category, ROUGE-L of the instruction arm minus each no-instruction baseline at the same training "
-               "size, averaged over those pairs, with 95% bootstrap intervals; blue: instructions help, vermillion: they hurt, grey: the interval includes zero.")
+    caption = (
+        "Per category, ROUGE-L of the instruction arm minus each no-instruction baseline at the same training "
+        "size, averaged over those pairs, with 95% bootstrap intervals; blue: instructions help, vermillion: they hurt, grey: the interval includes zero."
+    )
     _save(fig, path)
     return Figure("instruction_effect_by_category", path, "Effect of instructions by category", caption)

@@ -24,8 +24,20 @@ from quickstudy.report.figures import write_figures
 from quickstudy.report.results import METRICS, collect_study
 from quickstudy.report.sections import report_blocks, study_name
 
-CSV_COLUMNS = ["run_id", "arm", "setting", "size", "seed", "task", "category", "n", "rougeL", "exact_match", "rouge1",
-               "prompts_truncated"]
+CSV_COLUMNS = [
+    "run_id",
+    "arm",
+    "setting",
+    "size",
+    "seed",
+    "task",
+    "category",
+    "n",
+    "rougeL",
+    "exact_match",
+    "rouge1",
+    "prompts_truncated",
+]
 
 
 @dataclass(frozen=True)
@@ -48,7 +60,9 @@ def build_report(study_dir: Path, out_dir: Path | None = None, n_boot: int = 100
         figures = write_figures(analysis, staging / "figures")
         blocks = report_blocks(analysis, figures)
         (staging / "report.md").write_text(to_markdown(blocks, staging / "figures", staging), encoding="utf-8")
-        (staging / "report.html").write_text(to_html(blocks, f"quickstudy report: {study_name(analysis)}"), encoding="utf-8")
+        (staging / "report.html").write_text(
+            to_html(blocks, f"quickstudy report: {study_name(analysis)}"), encoding="utf-8"
+        )
         (staging / "results.csv").write_text(results_csv(analysis), encoding="utf-8")
         (staging / "summary.json").write_text(json.dumps(summary(analysis), indent=1), encoding="utf-8")
         (out_dir / "figures").mkdir(exist_ok=True)
@@ -75,8 +89,13 @@ def csv_rows(analysis: Analysis) -> list[dict[str, Any]]:
         for task in sorted(set(run.tasks)):
             mask = tasks == task
             row = {
-                "run_id": run.run.run_id, "arm": run.run.arm, "setting": run.run.setting, "size": run.run.size,
-                "seed": run.run.seed, "task": task, "category": analysis.results.categories.get(task, "unknown"),
+                "run_id": run.run.run_id,
+                "arm": run.run.arm,
+                "setting": run.run.setting,
+                "size": run.run.size,
+                "seed": run.run.seed,
+                "task": task,
+                "category": analysis.results.categories.get(task, "unknown"),
                 "n": int(mask.sum()),
             }
             row |= {metric: round(float(run.scores[metric][mask].mean()), 4) for metric in METRICS}
@@ -104,32 +123,55 @@ def summary(analysis: Analysis) -> dict[str, Any]:
         "study_dir": str(analysis.results.study_dir),
         "bootstrap_replicates": analysis.n_boot,
         "sizes": {
-            label: {"train_per_task": info.x, "train_total": info.total, "fraction": info.fraction, "placeholder": info.placeholder}
+            label: {
+                "train_per_task": info.x,
+                "train_total": info.total,
+                "fraction": info.fraction,
+                "placeholder": info.placeholder,
+            }
             for label, info in analysis.sizes.items()
         },
         "cells": {
             key(k): {
-                "setting": k.setting, "arm": k.arm, "size": k.size, "role": analysis.cells[k].role,
+                "setting": k.setting,
+                "arm": k.arm,
+                "size": k.size,
+                "role": analysis.cells[k].role,
                 "x": analysis.sizes[k.size].x if k.size in analysis.sizes else 0.0,
-                "seeds": analysis.cells[k].seeds, "tasks": len(analysis.cells[k].tasks),
+                "seeds": analysis.cells[k].seeds,
+                "tasks": len(analysis.cells[k].tasks),
                 "test_instances": analysis.cells[k].n_instances,
                 **{metric: estimate.to_json() for metric, estimate in analysis.overall[k].items()},
             }
             for k in analysis.ordered_cells()
         },
-        "supervised_sota": {setting: {"cell": key(cell), "note": note} for setting, (cell, note) in analysis.sota.items()},
+        "supervised_sota": {
+            setting: {"cell": key(cell), "note": note} for setting, (cell, note) in analysis.sota.items()
+        },
         "crossovers": [
             {
-                "setting": c.setting, "arm": c.arm, "reference": key(c.reference) if c.reference else None, "status": c.status,
-                "train_per_task": c.x, "fraction": c.fraction,
+                "setting": c.setting,
+                "arm": c.arm,
+                "reference": key(c.reference) if c.reference else None,
+                "status": c.status,
+                "train_per_task": c.x,
+                "fraction": c.fraction,
                 "train_per_task_interval": [_finite(v) for v in c.x_interval] if c.x_interval else None,
                 "fraction_interval": list(c.fraction_interval) if c.fraction_interval else None,
             }
             for c in analysis.crossovers
         ],
-        "deltas": [{"kind": d.kind, "a": key(d.a), "b": key(d.b), "rougeL": d.estimate.to_json()} for d in analysis.deltas],
+        "deltas": [
+            {"kind": d.kind, "a": key(d.a), "b": key(d.b), "rougeL": d.estimate.to_json()} for d in analysis.deltas
+        ],
         "category_effects": [
-            {"setting": e.setting, "category": e.category, "rougeL_delta": e.estimate.to_json(), "pairs": e.pairs, "verdict": e.verdict}
+            {
+                "setting": e.setting,
+                "category": e.category,
+                "rougeL_delta": e.estimate.to_json(),
+                "pairs": e.pairs,
+                "verdict": e.verdict,
+            }
             for e in analysis.category_effects
         ],
         "categories": {
@@ -144,13 +186,26 @@ def summary(analysis: Analysis) -> dict[str, Any]:
             for k in analysis.ordered_cells()
         },
         "tasks": {
-            row.task: {"category": row.category, "rougeL": {key(k): v for k, v in row.rougeL.items()},
-                       "instruction_gain": row.instruction_gain, "prompts_truncated": row.truncated}
+            row.task: {
+                "category": row.category,
+                "rougeL": {key(k): v for k, v in row.rougeL.items()},
+                "instruction_gain": row.instruction_gain,
+                "prompts_truncated": row.truncated,
+            }
             for row in analysis.tasks
         },
         "progress": [
-            {"setting": p.setting, "arm": p.arm, "done": p.done, "failed": p.failed, "pending": p.pending,
-             "errors": list(p.errors), "missing_sizes": list(p.missing_sizes), "wall_hours": p.wall_hours, "gpu_hours": p.gpu_hours}
+            {
+                "setting": p.setting,
+                "arm": p.arm,
+                "done": p.done,
+                "failed": p.failed,
+                "pending": p.pending,
+                "errors": list(p.errors),
+                "missing_sizes": list(p.missing_sizes),
+                "wall_hours": p.wall_hours,
+                "gpu_hours": p.gpu_hours,
+            }
             for p in analysis.progress
         ],
         "partial_cells": {key(k): n for k, n in analysis.partial_cells.items()},

@@ -58,8 +58,10 @@ def report_blocks(analysis: Analysis, figures: list[Figure]) -> list[Block]:
 def _describe_model(role: str, spec: Any) -> str:
     if isinstance(spec, dict) and isinstance(spec.get("prefinetune"), dict):
         build = spec["prefinetune"]
-        return (f"`{role}`: `{build.get('from', '?')}` pre-finetuned with encoding `{build.get('encoding', '?')}`, "
-                f"{build.get('per_task', '?')} instances per seen task")
+        return (
+            f"`{role}`: `{build.get('from', '?')}` pre-finetuned with encoding `{build.get('encoding', '?')}`, "
+            f"{build.get('per_task', '?')} instances per seen task"
+        )
     if isinstance(spec, dict):
         name = spec.get("name_or_path", spec)
         extras = ", LoRA" if spec.get("lora") else ""
@@ -93,27 +95,61 @@ def _header(analysis: Analysis) -> list[Block]:
     arm_rows = []
     for progress in analysis.progress:
         arm = results.arms.get((progress.setting or "", progress.arm))
-        sizes = sorted({k.size for k in analysis.cells if k.arm == progress.arm and k.setting == progress.setting},
-                       key=lambda s: analysis.sizes[s].x if s in analysis.sizes else 0)
-        arm_rows.append([
-            progress.arm, progress.setting or "–", arm.role if arm else "–", (arm.start if arm else None) or "–",
-            (arm.encoding if arm else None) or "–", ", ".join(sizes) or "–",
-            str(progress.done), str(progress.failed), str(progress.pending),
-            duration(progress.wall_hours), f"{progress.gpu_hours:.2f}",
-        ])
+        sizes = sorted(
+            {k.size for k in analysis.cells if k.arm == progress.arm and k.setting == progress.setting},
+            key=lambda s: analysis.sizes[s].x if s in analysis.sizes else 0,
+        )
+        arm_rows.append(
+            [
+                progress.arm,
+                progress.setting or "–",
+                arm.role if arm else "–",
+                (arm.start if arm else None) or "–",
+                (arm.encoding if arm else None) or "–",
+                ", ".join(sizes) or "–",
+                str(progress.done),
+                str(progress.failed),
+                str(progress.pending),
+                duration(progress.wall_hours),
+                f"{progress.gpu_hours:.2f}",
+            ]
+        )
     size_rows = [
-        [info.label, number(info.x, 1) + (" (placeholder)" if info.placeholder else ""),
-         f"{info.total:,}" if info.total is not None else "–", percent(info.fraction)]
+        [
+            info.label,
+            number(info.x, 1) + (" (placeholder)" if info.placeholder else ""),
+            f"{info.total:,}" if info.total is not None else "–",
+            percent(info.fraction),
+        ]
         for info in analysis.sizes.values()
     ]
     return [
         Heading(2, "What was run"),
         Bullets(bullets),
-        Table(["arm", "setting", "role", "start model", "encoding", "sizes evaluated", "done", "failed", "pending",
-               "wall time (h:mm:ss)", "GPU-hours"], arm_rows, numeric=[False] * 6 + [True] * 5,
-              caption="Arms (evaluate runs counted; time sums every run of the arm, training included)."),
-        Table(["size", "train instances per task (mean)", "train instances (all tasks)", "share of train pool"], size_rows,
-              numeric=[False, True, True, True], caption="Training data per size (as the thesis's Table 4.3)."),
+        Table(
+            [
+                "arm",
+                "setting",
+                "role",
+                "start model",
+                "encoding",
+                "sizes evaluated",
+                "done",
+                "failed",
+                "pending",
+                "wall time (h:mm:ss)",
+                "GPU-hours",
+            ],
+            arm_rows,
+            numeric=[False] * 6 + [True] * 5,
+            caption="Arms (evaluate runs counted; time sums every run of the arm, training included).",
+        ),
+        Table(
+            ["size", "train instances per task (mean)", "train instances (all tasks)", "share of train pool"],
+            size_rows,
+            numeric=[False, True, True, True],
+            caption="Training data per size (as the thesis's Table 4.3).",
+        ),
     ]
 
 
@@ -123,7 +159,9 @@ def _completeness(analysis: Analysis) -> list[Block]:
         name = f"{progress.arm} ({progress.setting or 'shared'})"
         parts = []
         if progress.pending or progress.failed:
-            parts.append(f"{progress.pending} pending, {progress.failed} failed of {progress.done + progress.pending + progress.failed} runs")
+            parts.append(
+                f"{progress.pending} pending, {progress.failed} failed of {progress.done + progress.pending + progress.failed} runs"
+            )
         if progress.missing_sizes:
             parts.append(f"no finished evaluation yet at size {', '.join(progress.missing_sizes)}")
         if parts:
@@ -132,8 +170,10 @@ def _completeness(analysis: Analysis) -> list[Block]:
         if len(progress.errors) > 5:
             items.append(f"... and {len(progress.errors) - 5} more failed runs of {name}")
     most = max((len(c.tasks) for c in analysis.cells.values()), default=0)
-    items += [f"{key.label} covers {count} of {most} tasks: its mean is not comparable with complete cells"
-              for key, count in sorted(analysis.partial_cells.items(), key=lambda item: item[0].slug)]
+    items += [
+        f"{key.label} covers {count} of {most} tasks: its mean is not comparable with complete cells"
+        for key, count in sorted(analysis.partial_cells.items(), key=lambda item: item[0].slug)
+    ]
     if not analysis.cells:
         items.append("no evaluation has finished yet: there are no scores to report")
     text = "The study is complete: every run finished." if not items else "The study is **partial**; what is missing:"
@@ -152,20 +192,33 @@ def crossover_sentence(crossover: Crossover, analysis: Analysis) -> str:
     reference = f"the supervised SOTA ({crossover.reference_note}; ROUGE-L {number(level.value)})"
     low, high = crossover.fraction_interval or (None, None)
     x_low, x_high = crossover.x_interval or (math.nan, math.nan)
-    spread = (f" (95% interval {percent(low)} to {percent(high) if math.isfinite(x_high) else 'not reached'}"
-              f"; {number(x_low, 0)} to {number(x_high, 0) if math.isfinite(x_high) else 'not reached'} per task)")
+    spread = (
+        f" (95% interval {percent(low)} to {percent(high) if math.isfinite(x_high) else 'not reached'}"
+        f"; {number(x_low, 0)} to {number(x_high, 0) if math.isfinite(x_high) else 'not reached'} per task)"
+    )
     if crossover.status == "not reached":
-        best = max((p.estimate.value for p in analysis.curves[crossover.setting] if p.key.arm == crossover.arm), default=math.nan)
+        best = max(
+            (p.estimate.value for p in analysis.curves[crossover.setting] if p.key.arm == crossover.arm),
+            default=math.nan,
+        )
         tail = f"; the interval's lower end is {percent(low)}" if math.isfinite(x_low) else ""
         return f"{head} does not reach {reference}: its best is {number(best)}{tail}."
-    share = f"{percent(crossover.fraction)} of the training data" if crossover.fraction is not None else "an unknown share of the data (no train pool recorded)"
+    share = (
+        f"{percent(crossover.fraction)} of the training data"
+        if crossover.fraction is not None
+        else "an unknown share of the data (no train pool recorded)"
+    )
     where = "already at its smallest size, " if crossover.status != "reached" else ""
-    return f"{head} matches {reference} {where}at ≈{number(crossover.x, 0)} training instances per task, {share}{spread}."
+    return (
+        f"{head} matches {reference} {where}at ≈{number(crossover.x, 0)} training instances per task, {share}{spread}."
+    )
 
 
 def delta_sentence(delta, analysis: Analysis) -> str:
-    return (f"{delta.a.label} vs {delta.b.label}: {signed(delta.estimate.value)} ROUGE-L "
-            f"(95% interval {signed(delta.estimate.low)} to {signed(delta.estimate.high)})")
+    return (
+        f"{delta.a.label} vs {delta.b.label}: {signed(delta.estimate.value)} ROUGE-L "
+        f"(95% interval {signed(delta.estimate.low)} to {signed(delta.estimate.high)})"
+    )
 
 
 def _answers(analysis: Analysis) -> list[Block]:
@@ -173,17 +226,32 @@ def _answers(analysis: Analysis) -> list[Block]:
     if not analysis.cells:
         return blocks + [Paragraph("No scores yet.")]
     blocks.append(Paragraph("**How much data does the instruction-tuned model need to match the supervised SOTA?**"))
-    blocks.append(Bullets([crossover_sentence(c, analysis) for c in analysis.crossovers] or ["No instruction arm has finished."]))
+    blocks.append(
+        Bullets([crossover_sentence(c, analysis) for c in analysis.crossovers] or ["No instruction arm has finished."])
+    )
     groups = [
-        ("instruction pre-finetuning", "**Gain from instruction pre-finetuning** (instruction-tuned start vs the base pre-finetuned without instructions, equal data):"),
-        ("instructions at equal data", "**Gain from instructions at equal data** (instruction arm vs no-instruction baseline at the same size):"),
+        (
+            "instruction pre-finetuning",
+            "**Gain from instruction pre-finetuning** (instruction-tuned start vs the base pre-finetuned without instructions, equal data):",
+        ),
+        (
+            "instructions at equal data",
+            "**Gain from instructions at equal data** (instruction arm vs no-instruction baseline at the same size):",
+        ),
         ("MTL - STL", "**MTL minus STL** at each size:"),
     ]
     for kind, title in groups:
         deltas = [d for d in analysis.deltas if d.kind == kind]
-        blocks += [Paragraph(title), Bullets([delta_sentence(d, analysis) for d in deltas] or ["not available in this study"])]
-    blocks.append(Paragraph("**Categories where instructions help or hurt** (ROUGE-L, instruction arm minus baseline at equal data, "
-                            "mean over the equal-data pairs; a verdict needs a 95% interval that excludes zero):"))
+        blocks += [
+            Paragraph(title),
+            Bullets([delta_sentence(d, analysis) for d in deltas] or ["not available in this study"]),
+        ]
+    blocks.append(
+        Paragraph(
+            "**Categories where instructions help or hurt** (ROUGE-L, instruction arm minus baseline at equal data, "
+            "mean over the equal-data pairs; a verdict needs a 95% interval that excludes zero):"
+        )
+    )
     items = []
     for setting in sorted({e.setting for e in analysis.category_effects}):
         effects = [e for e in analysis.category_effects if e.setting == setting]
@@ -205,14 +273,41 @@ def _curves(analysis: Analysis, figures: dict[str, Figure]) -> list[Block]:
     for key in analysis.ordered_cells():
         cell, scores = analysis.cells[key], analysis.overall[key]
         info = analysis.sizes.get(key.size)
-        rows.append([
-            key.label, cell.role, number(info.x, 1) if info else "0", percent(info.fraction) if info else "0.0%",
-            number(scores["rougeL"].value), interval(scores["rougeL"]), number(scores["exact_match"].value),
-            number(scores["rouge1"].value), str(len(cell.seeds)), str(len(cell.tasks)), str(cell.n_instances),
-        ])
-    blocks.append(Table(["cell", "role", "train/task", "share of data", "ROUGE-L", "95% interval", "exact match",
-                         "ROUGE-1", "seeds", "tasks", "test instances"], rows,
-                        numeric=[False, False] + [True] * 9, caption="Overall scores (mean over all test instances, averaged over seeds)."))
+        rows.append(
+            [
+                key.label,
+                cell.role,
+                number(info.x, 1) if info else "0",
+                percent(info.fraction) if info else "0.0%",
+                number(scores["rougeL"].value),
+                interval(scores["rougeL"]),
+                number(scores["exact_match"].value),
+                number(scores["rouge1"].value),
+                str(len(cell.seeds)),
+                str(len(cell.tasks)),
+                str(cell.n_instances),
+            ]
+        )
+    blocks.append(
+        Table(
+            [
+                "cell",
+                "role",
+                "train/task",
+                "share of data",
+                "ROUGE-L",
+                "95% interval",
+                "exact match",
+                "ROUGE-1",
+                "seeds",
+                "tasks",
+                "test instances",
+            ],
+            rows,
+            numeric=[False, False] + [True] * 9,
+            caption="Overall scores (mean over all test instances, averaged over seeds).",
+        )
+    )
     return blocks
 
 
@@ -223,12 +318,19 @@ def _category_table(analysis: Analysis, keys: list[CellKey], view: bool) -> Tabl
         if view:
             row.append("EM" if analysis.category_view(keys[0], category)[0] == "exact_match" else "ROUGE-L")
         for key in keys:
-            estimate = analysis.category_view(key, category)[1] if view else analysis.category_scores[(key, category, "rougeL")]
+            estimate = (
+                analysis.category_view(key, category)[1]
+                if view
+                else analysis.category_scores[(key, category, "rougeL")]
+            )
             row.append(number(estimate.value))
         rows.append(row)
     columns = ["category"] + (["metric"] if view else []) + [k.label for k in keys]
-    caption = ("SuperNI's category view (exact match for classification-like categories, ROUGE-L otherwise)."
-               if view else "ROUGE-L per category.")
+    caption = (
+        "SuperNI's category view (exact match for classification-like categories, ROUGE-L otherwise)."
+        if view
+        else "ROUGE-L per category."
+    )
     return Table(columns, rows, numeric=[False] * (2 if view else 1) + [True] * len(keys), caption=caption)
 
 
@@ -241,37 +343,66 @@ def _categories(analysis: Analysis, figures: dict[str, Figure]) -> list[Block]:
     for setting in settings:
         keys = analysis.ordered_cells(setting)
         blocks.append(Heading(3, f"{setting.upper()} (the thesis's Table {'5.1' if setting == 'stl' else '5.2'})"))
-        blocks += [_category_table(analysis, keys + zero_shot, view=False), _category_table(analysis, keys + zero_shot, view=True)]
+        blocks += [
+            _category_table(analysis, keys + zero_shot, view=False),
+            _category_table(analysis, keys + zero_shot, view=True),
+        ]
         if f"categories_{setting}" in figures:
             blocks.append(Image(figures[f"categories_{setting}"]))
     if analysis.category_effects:
         blocks.append(Heading(3, "Where instructions help or hurt"))
         if "instruction_effect_by_category" in figures:
             blocks.append(Image(figures["instruction_effect_by_category"]))
-        rows = [[e.setting.upper(), e.category, signed(e.estimate.value), f"[{signed(e.estimate.low)}, {signed(e.estimate.high)}]",
-                 str(e.pairs), e.verdict] for e in analysis.category_effects]
-        blocks.append(Table(["setting", "category", "Δ ROUGE-L", "95% interval", "equal-data pairs", "verdict"], rows,
-                            numeric=[False, False, True, False, True, False]))
+        rows = [
+            [
+                e.setting.upper(),
+                e.category,
+                signed(e.estimate.value),
+                f"[{signed(e.estimate.low)}, {signed(e.estimate.high)}]",
+                str(e.pairs),
+                e.verdict,
+            ]
+            for e in analysis.category_effects
+        ]
+        blocks.append(
+            Table(
+                ["setting", "category", "Δ ROUGE-L", "95% interval", "equal-data pairs", "verdict"],
+                rows,
+                numeric=[False, False, True, False, True, False],
+            )
+        )
     return blocks
 
 
 def _tasks(analysis: Analysis) -> list[Block]:
     keys = analysis.ordered_cells()
-    rows = [[row.task, row.category] + [number(row.rougeL.get(k)) for k in keys]
-            + [signed(row.instruction_gain), percent(row.truncated)] for row in analysis.tasks]
+    rows = [
+        [row.task, row.category]
+        + [number(row.rougeL.get(k)) for k in keys]
+        + [signed(row.instruction_gain), percent(row.truncated)]
+        for row in analysis.tasks
+    ]
     blocks: list[Block] = [
         Heading(2, "Per task"),
-        Table(["task", "category"] + [k.label for k in keys] + ["instruction gain", "prompts truncated"], rows, sortable=True,
-              numeric=[False, False] + [True] * (len(keys) + 2),
-              caption="ROUGE-L per task and cell (click a column to sort). Instruction gain: mean equal-data difference "
-                      "instruction arm − baseline. Prompts truncated: share of evaluated prompts cut to the source budget."),
+        Table(
+            ["task", "category"] + [k.label for k in keys] + ["instruction gain", "prompts truncated"],
+            rows,
+            sortable=True,
+            numeric=[False, False] + [True] * (len(keys) + 2),
+            caption="ROUGE-L per task and cell (click a column to sort). Instruction gain: mean equal-data difference "
+            "instruction arm − baseline. Prompts truncated: share of evaluated prompts cut to the source budget.",
+        ),
     ]
     truncated = sorted((r for r in analysis.tasks if r.truncated), key=lambda r: -r.truncated)[:TOP_TRUNCATED]
     blocks.append(Heading(3, "Tasks whose prompts were truncated the most"))
     if truncated:
-        blocks.append(Table(["task", "category", "prompts truncated", "instruction gain"],
-                            [[r.task, r.category, percent(r.truncated), signed(r.instruction_gain)] for r in truncated],
-                            numeric=[False, False, True, True]))
+        blocks.append(
+            Table(
+                ["task", "category", "prompts truncated", "instruction gain"],
+                [[r.task, r.category, percent(r.truncated), signed(r.instruction_gain)] for r in truncated],
+                numeric=[False, False, True, True],
+            )
+        )
     else:
         blocks.append(Paragraph("No prompt was truncated."))
     return blocks
@@ -280,18 +411,20 @@ def _tasks(analysis: Analysis) -> list[Block]:
 def _notes(analysis: Analysis) -> list[Block]:
     return [
         Heading(2, "How the numbers are computed"),
-        Bullets([
-            "Scores are the official SuperNI metrics per test instance (ROUGE-L F-measure with stemming, maximum over "
-            "references, x100; exact match after normalisation), read from each run's predictions.jsonl.",
-            "A cell's score is the mean over all its test instances (SuperNI's overall), averaged over seeds.",
-            f"95% intervals: percentile bootstrap with {analysis.n_boot} replicates, resampling test instances within each task "
-            "(and seeds when a cell has several); one set of replicates is shared by all cells, so differences are paired.",
-            "x position of a size: the mean number of training instances per task actually used (spec.json `train_instances`); "
-            "'all' sits at the mean train pool per task. Share of data: instances used over all tasks / the total train pool "
-            "(spec.json `train_pool`).",
-            "Crossover: the first point where the instruction arm's curve, linear in log(instances per task) between its sizes, "
-            "reaches the full-data no-instruction baseline; the interval repeats this on each bootstrap replicate.",
-            "For MTL the study has no all-data MTL baseline (as in the thesis) unless one is configured; the STL one is then the reference.",
-            "Category view: SuperNI's per-category metric choice (Tk-Instruct's compute_metrics.py), from quickstudy.evaluate.metrics.",
-        ]),
+        Bullets(
+            [
+                "Scores are the official SuperNI metrics per test instance (ROUGE-L F-measure with stemming, maximum over "
+                "references, x100; exact match after normalisation), read from each run's predictions.jsonl.",
+                "A cell's score is the mean over all its test instances (SuperNI's overall), averaged over seeds.",
+                f"95% intervals: percentile bootstrap with {analysis.n_boot} replicates, resampling test instances within each task "
+                "(and seeds when a cell has several); one set of replicates is shared by all cells, so differences are paired.",
+                "x position of a size: the mean number of training instances per task actually used (spec.json `train_instances`); "
+                "'all' sits at the mean train pool per task. Share of data: instances used over all tasks / the total train pool "
+                "(spec.json `train_pool`).",
+                "Crossover: the first point where the instruction arm's curve, linear in log(instances per task) between its sizes, "
+                "reaches the full-data no-instruction baseline; the interval repeats this on each bootstrap replicate.",
+                "For MTL the study has no all-data MTL baseline (as in the thesis) unless one is configured; the STL one is then the reference.",
+                "Category view: SuperNI's per-category metric choice (Tk-Instruct's compute_metrics.py), from quickstudy.evaluate.metrics.",
+            ]
+        ),
     ]

@@ -79,11 +79,15 @@ THESIS_TASKS = [
 
 # The thesis's headline numbers (STUDY.md), overall ROUGE-L.
 THESIS_ARMS = [
-    SyntheticArm("proposed", "stl", "instruction_tuned", "def_pos2", {"100": 65.93, "200": 68.34, "1000": 71.71, "all": 72.04}),
+    SyntheticArm(
+        "proposed", "stl", "instruction_tuned", "def_pos2", {"100": 65.93, "200": 68.34, "1000": 71.71, "all": 72.04}
+    ),
     SyntheticArm("baseline_1", "stl", "base_prefinetuned", "input_only", {"200": 64.29}),
     SyntheticArm("baseline_2", "stl", "base", "input_only", {"1000": 68.91}),
     SyntheticArm("baseline_3", "stl", "base", "input_only", {"all": 70.99}),
-    SyntheticArm("proposed", "mtl", "instruction_tuned", "def_pos2", {"100": 66.78, "200": 70.40, "1000": 73.14, "all": 74.68}),
+    SyntheticArm(
+        "proposed", "mtl", "instruction_tuned", "def_pos2", {"100": 66.78, "200": 70.40, "1000": 73.14, "all": 74.68}
+    ),
     SyntheticArm("baseline_1", "mtl", "base_prefinetuned", "input_only", {"200": 65.63}),
     SyntheticArm("baseline_2", "mtl", "base", "input_only", {"1000": 68.10}),
     SyntheticArm("zero_shot", "zero_shot", "instruction_tuned", "def_pos2", {"0": 54.30}),
@@ -92,7 +96,9 @@ THESIS_ARMS = [
 
 def thesis_like_study() -> SyntheticStudy:
     """Six tasks, the thesis's arms and overall numbers, one seed."""
-    return SyntheticStudy(tasks=list(THESIS_TASKS), arms=list(THESIS_ARMS), truncated_tasks=frozenset({THESIS_TASKS[1].name}))
+    return SyntheticStudy(
+        tasks=list(THESIS_TASKS), arms=list(THESIS_ARMS), truncated_tasks=frozenset({THESIS_TASKS[1].name})
+    )
 
 
 def write_synthetic_study(root: Path, study: SyntheticStudy) -> Path:
@@ -100,7 +106,9 @@ def write_synthetic_study(root: Path, study: SyntheticStudy) -> Path:
     root = Path(root)
     (root / "runs").mkdir(parents=True, exist_ok=True)
     write_text_atomic(root / "study.yaml", yaml.safe_dump(_config(study), sort_keys=False))
-    prefinetune = _write_run(root, {"kind": "prefinetune", "arm": None, "setting": None, "seed": study.seeds[0]}, "done")
+    prefinetune = _write_run(
+        root, {"kind": "prefinetune", "arm": None, "setting": None, "seed": study.seeds[0]}, "done"
+    )
     for arm in study.arms:
         for size, value in arm.scores.items():
             for seed in study.seeds:
@@ -110,7 +118,9 @@ def write_synthetic_study(root: Path, study: SyntheticStudy) -> Path:
                     _write_cell_runs(root, study, arm, size, seed, tasks, value + shift, prefinetune)
     fields = ("id", "kind", "arm", "setting", "task", "size", "seed", "depends_on")
     specs = [json.loads(path.read_text()) for path in sorted((root / "runs").glob("*/spec.json"))]
-    write_text_atomic(root / "plan.json", json.dumps({"runs": [{k: spec.get(k) for k in fields} for spec in specs]}, indent=1))
+    write_text_atomic(
+        root / "plan.json", json.dumps({"runs": [{k: spec.get(k) for k in fields} for spec in specs]}, indent=1)
+    )
     return root
 
 
@@ -118,7 +128,11 @@ def _config(study: SyntheticStudy) -> dict:
     return {
         "name": "synthetic",
         "collection": {"path": "synthetic-collection", "split": "default"},
-        "models": {"instruction_tuned": "tiny-t5-instruct", "base": "tiny-t5", "base_prefinetuned": "prefinetune of base"},
+        "models": {
+            "instruction_tuned": "tiny-t5-instruct",
+            "base": "tiny-t5",
+            "base_prefinetuned": "prefinetune of base",
+        },
         "seeds": list(study.seeds),
         "arms": [
             {"name": a.name, "setting": a.setting, "start": a.start, "encoding": a.encoding, "sizes": list(a.scores)}
@@ -129,7 +143,13 @@ def _config(study: SyntheticStudy) -> dict:
 
 def _write_cell_runs(root, study, arm, size, seed, tasks, value, prefinetune) -> None:
     task = tasks[0].name if arm.setting == "stl" else None
-    common = {"arm": arm.name, "setting": arm.setting, "task": task, "size": None if arm.role == "zero_shot" else size, "seed": seed}
+    common = {
+        "arm": arm.name,
+        "setting": arm.setting,
+        "task": task,
+        "size": None if arm.role == "zero_shot" else size,
+        "seed": seed,
+    }
     state = "failed" if (arm.setting, arm.name, size) in study.failed else "done"
     if (arm.setting, arm.name, size) in study.pending:
         state = "pending"
@@ -141,7 +161,14 @@ def _write_cell_runs(root, study, arm, size, seed, tasks, value, prefinetune) ->
             "train_instances": counts[task] if task else {n: counts[n] for n in names},
             "train_pool": pool[task] if task else {n: pool[n] for n in names},
         }
-        spec = {"kind": "finetune", **common, "start": arm.start, "encoding": arm.encoding, **train, "depends_on": depends}
+        spec = {
+            "kind": "finetune",
+            **common,
+            "start": arm.start,
+            "encoding": arm.encoding,
+            **train,
+            "depends_on": depends,
+        }
         depends = [_write_run(root, spec, "done" if state == "done" else state)]
     spec = {"kind": "evaluate", **common, "start": arm.start, "encoding": arm.encoding, "depends_on": depends}
     run_id = _write_run(root, spec, state, write_status=False)
@@ -205,4 +232,3 @@ def _write_status(run_dir: Path, state: str) -> None:
         "gpu_hours": 600.0 / 3600,
     }
     write_text_atomic(run_dir / "status.json", json.dumps(status))
-

@@ -17,7 +17,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeInt,
+    PositiveInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from quickstudy.errors import ConfigError
 
@@ -147,10 +156,14 @@ class StudyConfig(_Strict):
                 except ValidationError as error:
                     raise ValueError(f"models.{role}.{validation_message(error)}") from None
                 if source not in self.models or "prefinetune" in self.models[source]:
-                    raise ValueError(f"models.{role}.prefinetune.from: {source!r} must name a model role given by a model spec")
+                    raise ValueError(
+                        f"models.{role}.prefinetune.from: {source!r} must name a model role given by a model spec"
+                    )
         for arm in self.arms:
             if arm.start not in self.models:
-                raise ValueError(f"arm {arm.name!r}: start {arm.start!r} is not a role in models ({', '.join(self.models)})")
+                raise ValueError(
+                    f"arm {arm.name!r}: start {arm.start!r} is not a role in models ({', '.join(self.models)})"
+                )
         return self
 
 
@@ -212,7 +225,7 @@ def check_model_roles(config: StudyConfig) -> None:
     """Validate every role's model spec now, so a typo fails before any work starts."""
     from quickstudy.models.spec import ModelSpec
 
-    for role, raw in config.models.items():
+    for role in config.models:
         spec = model_role(config, role)
         if isinstance(spec, dict):
             try:

@@ -15,7 +15,7 @@ import socket
 import time
 import traceback
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -80,7 +80,7 @@ def one_line_error(error: BaseException) -> str:
 
 
 def log_line(folder: Path, text: str) -> None:
-    stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    stamp = datetime.now(UTC).isoformat(timespec="seconds")
     with open(folder / "log.txt", "a", encoding="utf-8") as log:
         log.write(f"{stamp} {text}\n")
 
@@ -93,8 +93,8 @@ def write_status(folder: Path, state: str, started: float, error: str | None = N
         {
             "state": state,
             "error": error,
-            "started": datetime.fromtimestamp(started, timezone.utc).isoformat(timespec="seconds"),
-            "finished": datetime.fromtimestamp(finished, timezone.utc).isoformat(timespec="seconds"),
+            "started": datetime.fromtimestamp(started, UTC).isoformat(timespec="seconds"),
+            "finished": datetime.fromtimestamp(finished, UTC).isoformat(timespec="seconds"),
             "wall_seconds": round(finished - started, 3),
             "device": device,
             "gpu_hours": round(gpus * (finished - started) / 3600, 6),
@@ -179,7 +179,9 @@ def evaluate_run(spec: dict[str, Any], study_dir: Path) -> dict[str, Any]:
     for task, test, prompts in per_task:
         task_outputs = outputs[offset : offset + len(test)]
         offset += len(test)
-        records += predictions_for(task, test, task_outputs, [p.text for p in prompts], [p.truncated for p in prompts], metrics)
+        records += predictions_for(
+            task, test, task_outputs, [p.text for p in prompts], [p.truncated for p in prompts], metrics
+        )
     write_evaluation(run_dir(study_dir, spec["id"]), records)
     return {"test_instances": {task.name: len(test) for task, test, _ in per_task}}
 
@@ -208,7 +210,9 @@ def checked_tasks(spec: dict[str, Any]) -> list[Any]:
         planned = spec["task_files"].get(name)
         found = file_fingerprint(collection.task_path(name))
         if planned is not None and found != planned:
-            raise StudyError(f"{collection.task_path(name)}: task file changed since the study was planned; run `study run` again")
+            raise StudyError(
+                f"{collection.task_path(name)}: task file changed since the study was planned; run `study run` again"
+            )
         tasks.append(collection.task(name))
     return tasks
 

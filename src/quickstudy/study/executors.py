@@ -128,7 +128,9 @@ class RayExecutor:
                 else:
                     ray.init(num_cpus=config.ray_num_cpus, include_dashboard=False, log_to_driver=False)
             except (ConnectionError, RuntimeError, ValueError) as error:
-                raise ConfigError(f"executor.ray_address: cannot connect to Ray at {config.ray_address!r} ({one_line_error(error)})") from None
+                raise ConfigError(
+                    f"executor.ray_address: cannot connect to Ray at {config.ray_address!r} ({one_line_error(error)})"
+                ) from None
         self._task = ray.remote(_ray_execute_run).options(
             num_cpus=config.num_cpus,
             num_gpus=config.num_gpus,

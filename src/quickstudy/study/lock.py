@@ -30,7 +30,9 @@ def study_lock(study_dir: Path) -> Iterator[None]:
     try:
         lock.acquire(timeout=0)
     except Timeout:
-        raise StudyError(f"{study_dir}: another `study run` is running this study ({lock_holder(study_dir)}); wait for it to finish") from None
+        raise StudyError(
+            f"{study_dir}: another `study run` is running this study ({lock_holder(study_dir)}); wait for it to finish"
+        ) from None
     try:
         holder = {"pid": os.getpid(), "host": socket.gethostname()}
         (study_dir / HOLDER_NAME).write_text(json.dumps(holder) + "\n", encoding="utf-8")

@@ -32,7 +32,9 @@ from quickstudy.study.config import Arm, PrefinetunedRole, StudyConfig, model_ro
 PREFINETUNE, FINETUNE, EVALUATE = "prefinetune", "finetune", "evaluate"
 ZERO_SHOT_SIZE = "0"
 # Settings that change how a run is executed or logged, never its result.
-_NOT_RESULT_FIELDS = frozenset({"checkpoint_every_steps", "log_every_steps", "tensorboard", "progress_bar", "gradient_checkpointing"})
+_NOT_RESULT_FIELDS = frozenset(
+    {"checkpoint_every_steps", "log_every_steps", "tensorboard", "progress_bar", "gradient_checkpointing"}
+)
 
 
 @dataclass(frozen=True)
@@ -129,9 +131,13 @@ def arm_size_labels(arm: Arm) -> list[str]:
         raise ConfigError(f"arms.{arm.name}.sizes: {error}") from None
 
 
-def prefinetune_run(config: StudyConfig, role: str, built: PrefinetunedRole, seen: list[str], versions: dict[str, str]) -> PlannedRun:
+def prefinetune_run(
+    config: StudyConfig, role: str, built: PrefinetunedRole, seen: list[str], versions: dict[str, str]
+) -> PlannedRun:
     build = built.prefinetune
-    training = training_settings(config.training, build.training, seed=build.seed, where=f"models.{role}.prefinetune.training")
+    training = training_settings(
+        config.training, build.training, seed=build.seed, where=f"models.{role}.prefinetune.training"
+    )
     encoding_name, encoding_options = encoding_fields(build.encoding, f"models.{role}.prefinetune.encoding")
     identity = {
         "kind": PREFINETUNE,
@@ -161,7 +167,13 @@ def prefinetune_run(config: StudyConfig, role: str, built: PrefinetunedRole, see
 
 
 def finetune_run(
-    config: StudyConfig, arm: Arm, start: dict[str, Any], tasks: list[str], size: str, seed: int, versions: dict[str, str]
+    config: StudyConfig,
+    arm: Arm,
+    start: dict[str, Any],
+    tasks: list[str],
+    size: str,
+    seed: int,
+    versions: dict[str, str],
 ) -> PlannedRun:
     training = training_settings(config.training, arm.training, seed=seed, where=f"arms.{arm.name}.training")
     encoding_name, encoding_options = encoding_fields(arm.encoding, f"arms.{arm.name}.encoding")
@@ -319,7 +331,9 @@ def split_lists(config: StudyConfig) -> tuple[list[str], list[str]]:
     """The split's train (seen) and test (unseen) lists, read from the split files alone."""
     root = Path(config.collection)
     if not root.is_dir():
-        raise ConfigError(f"collection: folder {root} not found (point it at a SuperNI checkout: --set collection=PATH)")
+        raise ConfigError(
+            f"collection: folder {root} not found (point it at a SuperNI checkout: --set collection=PATH)"
+        )
     folder = Path(config.split_dir) if config.split_dir else root / "splits" / config.split
     if not folder.is_dir():
         if config.split_dir is None and not (root / "splits").is_dir():

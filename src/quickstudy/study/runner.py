@@ -71,7 +71,15 @@ def run_study(
         tracker = make_tracker(config, study_dir)
         executor = make_executor(config.executor, study_dir)
         try:
-            schedule(plan, todo, states, executor, result, progress, lambda outcome: finished(outcome, plan, study_dir, states, config, tracker))
+            schedule(
+                plan,
+                todo,
+                states,
+                executor,
+                result,
+                progress,
+                lambda outcome: finished(outcome, plan, study_dir, states, config, tracker),
+            )
         finally:
             executor.close()
             tracker.close()
@@ -155,7 +163,9 @@ def downstream_of(run_id: str, dependents: dict[str, list[str]]) -> set[str]:
     return found
 
 
-def finished(outcome: RunOutcome, plan: StudyPlan, study_dir: Path, states: dict[str, str], config: StudyConfig, tracker: Tracker) -> None:
+def finished(
+    outcome: RunOutcome, plan: StudyPlan, study_dir: Path, states: dict[str, str], config: StudyConfig, tracker: Tracker
+) -> None:
     """After a run is done: log it, and delete fine-tuned models no run needs any more."""
     run = plan.by_id()[outcome.run_id]
     tracker.log_run(run, study_dir)
@@ -163,7 +173,9 @@ def finished(outcome: RunOutcome, plan: StudyPlan, study_dir: Path, states: dict
         remove_used_checkpoints(plan, study_dir, states, only=set(run.depends_on))
 
 
-def remove_used_checkpoints(plan: StudyPlan, study_dir: Path, states: dict[str, str], only: set[str] | None = None) -> None:
+def remove_used_checkpoints(
+    plan: StudyPlan, study_dir: Path, states: dict[str, str], only: set[str] | None = None
+) -> None:
     """Delete the model of every done fine-tune whose dependents are all done (pre-finetuned
     models are kept: they are costly, and a changed downstream setting reuses them)."""
     dependents = dependents_of(plan)
@@ -172,4 +184,3 @@ def remove_used_checkpoints(plan: StudyPlan, study_dir: Path, states: dict[str, 
             continue
         if all(states[child] == DONE for child in dependents[run.id]):
             remove_checkpoint(study_dir, run.id)
-

@@ -54,7 +54,9 @@ class MlflowTracker(Tracker):
         # A SQLite store's default artifact root is ./mlruns in the working directory;
         # keep a local store's artifacts inside the study instead.
         artifacts = (study_dir.resolve() / "mlartifacts").as_uri() if uri.startswith("sqlite:") else None
-        self.experiment_id = found.experiment_id if found else self.client.create_experiment(experiment, artifact_location=artifacts)
+        self.experiment_id = (
+            found.experiment_id if found else self.client.create_experiment(experiment, artifact_location=artifacts)
+        )
 
     def log_run(self, run: PlannedRun, study_dir: Path) -> None:
         from mlflow.entities import Metric, Param
@@ -66,7 +68,9 @@ class MlflowTracker(Tracker):
         params = [Param(key, str(spec.get(key))) for key in _PARAM_KEYS] + [
             Param(f"training.{key}", str(value)) for key, value in sorted(spec.get("training", {}).items())
         ]
-        self.client.log_batch(run_id, params=params, metrics=[Metric(k, v, 0, 0) for k, v in run_metrics(folder, spec).items()])
+        self.client.log_batch(
+            run_id, params=params, metrics=[Metric(k, v, 0, 0) for k, v in run_metrics(folder, spec).items()]
+        )
         for name in ("spec.json", "status.json", "metrics.json"):
             if (folder / name).is_file():
                 self.client.log_artifact(run_id, str(folder / name))

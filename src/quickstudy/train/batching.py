@@ -8,7 +8,8 @@ shuffled with a seeded generator, so an epoch's batches depend only on
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import torch
 

@@ -16,11 +16,11 @@ import math
 import shutil
 import time
 from array import array
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 import torch
 from accelerate import Accelerator
@@ -66,7 +66,9 @@ class TrainResult:
     fingerprint: str
 
 
-def train_model(loaded: LoadedModel, encoded: Sequence[EncodedExample], config: TrainConfig, out_dir: str | Path) -> TrainResult:
+def train_model(
+    loaded: LoadedModel, encoded: Sequence[EncodedExample], config: TrainConfig, out_dir: str | Path
+) -> TrainResult:
     """Train `loaded.model` in place on `encoded`, save it to `<out_dir>/model` and
     return the run's summary. Resumes from `<out_dir>/checkpoints` when a checkpoint
     of the same run (same model, data and hyper-parameters) is there."""
@@ -86,7 +88,11 @@ def train_model(loaded: LoadedModel, encoded: Sequence[EncodedExample], config: 
     )
     set_seed(config.seed)
     if accelerator.is_main_process:
-        write_json_atomic(out_dir / CONFIG_FILE, {"train": config.model_dump(mode="json"), "model": _spec_json(loaded), "fingerprint": fingerprint}, indent=2)
+        write_json_atomic(
+            out_dir / CONFIG_FILE,
+            {"train": config.model_dump(mode="json"), "model": _spec_json(loaded), "fingerprint": fingerprint},
+            indent=2,
+        )
 
     model = loaded.model
     if config.gradient_checkpointing:
@@ -98,12 +104,20 @@ def train_model(loaded: LoadedModel, encoded: Sequence[EncodedExample], config: 
     lengths = [example_length(e) for e in encoded]
     real_tokens = [real_token_count(e) for e in encoded]  # counted once, not from the tensors at every step
     world, rank = accelerator.num_processes, accelerator.process_index
-    micro_per_epoch = len(shard_batches(length_grouped_batches(lengths, config.batch_size, config.seed, 0), rank, world))
-    total_steps = config.max_steps or max(1, math.ceil(config.num_epochs * micro_per_epoch / config.gradient_accumulation_steps))
+    micro_per_epoch = len(
+        shard_batches(length_grouped_batches(lengths, config.batch_size, config.seed, 0), rank, world)
+    )
+    total_steps = config.max_steps or max(
+        1, math.ceil(config.num_epochs * micro_per_epoch / config.gradient_accumulation_steps)
+    )
     optimizer = build_optimizer(model, config)
     # accelerate steps a prepared scheduler once per process, hence the factor `world`.
-    scheduler_name = "constant_with_warmup" if config.lr_scheduler == "constant" and config.warmup_steps else config.lr_scheduler
-    scheduler = get_scheduler(scheduler_name, optimizer, num_warmup_steps=config.warmup_steps * world, num_training_steps=total_steps * world)
+    scheduler_name = (
+        "constant_with_warmup" if config.lr_scheduler == "constant" and config.warmup_steps else config.lr_scheduler
+    )
+    scheduler = get_scheduler(
+        scheduler_name, optimizer, num_warmup_steps=config.warmup_steps * world, num_training_steps=total_steps * world
+    )
     _fill_deepspeed_config(accelerator, config)
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
 
@@ -125,7 +139,9 @@ def train_model(loaded: LoadedModel, encoded: Sequence[EncodedExample], config: 
     with progress:
         bar = progress.add_task("training", total=total_steps, completed=start_step, loss="-", speed="-")
         while step < total_steps:
-            for indices in shard_batches(length_grouped_batches(lengths, config.batch_size, config.seed, epoch), rank, world):
+            for indices in shard_batches(
+                length_grouped_batches(lengths, config.batch_size, config.seed, epoch), rank, world
+            ):
                 if micro < micro_done:  # done before the checkpoint we resumed from
                     micro += 1
                     continue
@@ -231,11 +247,18 @@ def save_checkpoint(accelerator: Accelerator, out_dir: Path, step: int, micro_ba
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
     accelerator.wait_for_everyone()
-    with _quiet_logger("accelerate.utils.other"):  # T5's tied embeddings: an expected 'Removed shared tensor' per checkpoint
+    with _quiet_logger(
+        "accelerate.utils.other"
+    ):  # T5's tied embeddings: an expected 'Removed shared tensor' per checkpoint
         accelerator.save_state(str(tmp))
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        state = {"step": step, "micro_batches": micro_batches, "fingerprint": fingerprint, "num_processes": accelerator.num_processes}
+        state = {
+            "step": step,
+            "micro_batches": micro_batches,
+            "fingerprint": fingerprint,
+            "num_processes": accelerator.num_processes,
+        }
         write_json_atomic(tmp / STATE_FILE, state, indent=2)
         replace_directory(tmp, final)
         for old in folder.glob("step-*"):
@@ -250,9 +273,13 @@ def resume_from(accelerator: Accelerator, checkpoint: Path, fingerprint: str) ->
     optimizer step and the number of this process's micro-batches done by then."""
     state = json.loads((checkpoint / STATE_FILE).read_text(encoding="utf-8"))
     if state["fingerprint"] != fingerprint:
-        raise ConfigError(f"{checkpoint}: checkpoint of a different run (model, data or hyper-parameters changed); use another output dir or delete {checkpoint.parent.parent}")
+        raise ConfigError(
+            f"{checkpoint}: checkpoint of a different run (model, data or hyper-parameters changed); use another output dir or delete {checkpoint.parent.parent}"
+        )
     if state.get("num_processes", 1) != accelerator.num_processes:  # the data position counts per-process batches
-        raise ConfigError(f"{checkpoint}: written by {state.get('num_processes', 1)} processes, resumed with {accelerator.num_processes}; resume with the same launch")
+        raise ConfigError(
+            f"{checkpoint}: written by {state.get('num_processes', 1)} processes, resumed with {accelerator.num_processes}; resume with the same launch"
+        )
     accelerator.load_state(str(checkpoint))
     return state["step"], state["micro_batches"]
 
@@ -301,7 +328,11 @@ def _truncate_log(path: Path, last_step: int) -> None:
     if last_step == 0:
         path.unlink()
         return
-    kept = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip() and json.loads(line)["step"] <= last_step]
+    kept = [
+        line
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if line.strip() and json.loads(line)["step"] <= last_step
+    ]
     write_text_atomic(path, "".join(line + "\n" for line in kept))
 
 

@@ -10,9 +10,10 @@ A finished output folder is not trained again.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -51,7 +52,10 @@ def prefinetune(
     cache_dir: str | Path | None = None,
 ) -> TrainResult:
     """Train `model` on `n_per_task` seeded instances of each seen task, mixed."""
-    selections = [TaskSelection(task, prefinetune_instances(task, n_per_task, seed)) for task in collection.tasks(list(seen_tasks))]
+    selections = [
+        TaskSelection(task, prefinetune_instances(task, n_per_task, seed))
+        for task in collection.tasks(list(seen_tasks))
+    ]
     return _train_stage(model, selections, resolve_encoding(encoding), config, Path(out_dir), seed, cache_dir)
 
 
@@ -85,19 +89,25 @@ def downstream_selections(
     for task in collection.tasks(list(task_names)):
         split = task_split(task, split_config)
         if chosen is not None:
-            instances = select_instances(split.train, chosen.ids(task.name, size), f"{manifest}: tasks.{task.name}.{size}")
+            instances = select_instances(
+                split.train, chosen.ids(task.name, size), f"{manifest}: tasks.{task.name}.{size}"
+            )
         else:
             instances = nested_samples(split, [parse_size(size)], seed)[parse_size(size).label]
         selections.append(TaskSelection(task, instances))
     return selections
 
 
-def training_texts(selections: Sequence[TaskSelection], encoding: Encoding, loaded: LoadedModel, config: TrainConfig, seed: int) -> list[TextExample]:
+def training_texts(
+    selections: Sequence[TaskSelection], encoding: Encoding, loaded: LoadedModel, config: TrainConfig, seed: int
+) -> list[TextExample]:
     """The prompt/target texts a stage trains on, task by task (the batches mix them)."""
     return [
         example
         for selection in selections
-        for example in text_examples(selection.task, selection.instances, encoding, loaded.tokenizer, config.max_source_length, seed)
+        for example in text_examples(
+            selection.task, selection.instances, encoding, loaded.tokenizer, config.max_source_length, seed
+        )
     ]
 
 
@@ -118,7 +128,9 @@ def training_features(
     return [
         example
         for s in selections
-        for example in cached_encoded_examples(cache_dir, s.task, s.instances, encoding, loaded.tokenizer, *lengths, decoder_only, seed)
+        for example in cached_encoded_examples(
+            cache_dir, s.task, s.instances, encoding, loaded.tokenizer, *lengths, decoder_only, seed
+        )
     ]
 
 
@@ -136,7 +148,9 @@ def _train_stage(
     done = completed_result(out_dir)
     if done is not None:
         if done.fingerprint != run_fingerprint(spec, encoded, config):
-            raise ConfigError(f"{out_dir}: holds a finished run of a different model, data or config; use another output dir")
+            raise ConfigError(
+                f"{out_dir}: holds a finished run of a different model, data or config; use another output dir"
+            )
         return done
     return train_model(loaded, encoded, config, out_dir)
 
@@ -219,9 +233,21 @@ def run_train_config(run: TrainRunConfig) -> TrainResult:
     encoding = resolve_encoding(run.encoding)
     if run.stage == "prefinetune":
         tasks = run.data.tasks if run.data.tasks is not None else list(collection.split(run.data.split).train)
-        return prefinetune(collection, tasks, run.data.n_per_task, encoding, run.model, run.train, run.output_dir, run.data.seed, run.cache_dir)
+        return prefinetune(
+            collection,
+            tasks,
+            run.data.n_per_task,
+            encoding,
+            run.model,
+            run.train,
+            run.output_dir,
+            run.data.seed,
+            run.cache_dir,
+        )
     if not run.data.tasks:
         raise ConfigError("data.tasks: list the task(s) to fine-tune on (one task = STL, several = MTL)")
     split_config = SplitConfig(n_test=run.data.n_test, n_validation=run.data.n_validation)
-    selections = downstream_selections(collection, run.data.tasks, run.data.size, run.data.seed, split_config, run.data.manifest)
+    selections = downstream_selections(
+        collection, run.data.tasks, run.data.size, run.data.seed, split_config, run.data.manifest
+    )
     return finetune(run.model, selections, encoding, run.train, run.output_dir, run.data.seed, run.cache_dir)
