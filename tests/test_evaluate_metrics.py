@@ -167,3 +167,87 @@ def test_missing_categories_score_as_unknown_and_with_scores_fills_records():
     assert report.per_category["unknown"].exact_match == 50.0
     scored = with_scores(records)
     assert [r.scores.exact_match for r in scored] == [100.0, 0.0]
+
+
+# Prediction / reference pairs whose words match only after stemming: plurals, -ing / -ed,
+# -ies, and the irregular forms NLTK's Porter stemmer maps (skies -> sky, dying -> die).
+# Chosen so that the identity, Porter's original algorithm (NLTK's ORIGINAL_ALGORITHM and
+# MARTIN_EXTENSIONS modes) and Snowball's English stemmer each score some pair differently.
+INFLECTED = [
+    ("the cats were running", "a cat runs"),
+    ("she played", "playing and plays"),
+    ("studies of ponies", "study a pony"),
+    ("blue skies", "the sky is blue"),
+    ("dying stars", "stars die"),
+    ("tying knots", "tie the knot"),
+    ("lying about lies", "lie"),
+    ("taxes on boxes", "tax the box"),
+    ("hopping and hoped", "hopped hope"),
+    ("agreed", "agreeing to agree"),
+    ("relational conditions", "relate conditional"),
+    ("generously", "generalization"),
+    ("fairly", "fair"),
+    ("news", "new"),
+    ("the proceedings proceed", "proceeding"),
+    ("ties and dies", "tie die"),
+    ("denied cries", "denies cried"),
+    ("Flies FLY", "flying fly"),
+]
+
+
+def _rouge_with(stemmer, prediction: str, reference: str) -> tuple[float, float]:
+    """rouge_score's ROUGE-1 / ROUGE-L with another stemmer in place of the Porter one."""
+    scorer = rouge_scorer.RougeScorer(["rouge1", "rougeL"], use_stemmer=True)
+    scorer._tokenizer._stemmer = stemmer
+    scores = scorer.score(target=reference, prediction=prediction)
+    return scores["rouge1"].fmeasure, scores["rougeL"].fmeasure
+
+
+def test_inflected_pairs_tell_the_porter_stemmer_apart_from_others():
+    """The pairs below are a real check: each other stemmer scores at least one of them differently."""
+    from nltk.stem.snowball import EnglishStemmer
+
+    class Identity:
+        def stem(self, word: str) -> str:
+            return word
+
+    others = [
+        Identity(),
+        PorterStemmer(PorterStemmer.ORIGINAL_ALGORITHM),
+        PorterStemmer(PorterStemmer.MARTIN_EXTENSIONS),
+        EnglishStemmer(),
+    ]
+    for other in others:
+        differing = [pair for pair in INFLECTED if _rouge_with(other, *pair) != _plain_rouge(*pair)]
+        assert differing, type(other).__name__
+
+
+def test_fast_rouge_equals_rouge_score_where_stemming_matters():
+    metrics = RougeMetrics()
+    for prediction, reference in INFLECTED:
+        assert metrics.rouge(prediction, reference) == _plain_rouge(prediction, reference), (prediction, reference)
+        assert metrics.rouge(reference, prediction) == _plain_rouge(reference, prediction), (reference, prediction)
+
+
+def test_tokens_stem_inflected_words_as_rouge_score_does():
+    stemmer = PorterStemmer()
+    text = " ".join(word for pair in INFLECTED for word in pair)
+    assert RougeMetrics().tokens(text).tokens == tuple(rouge_tokenize.tokenize(text, stemmer))
+
+
+def test_best_reference_chosen_after_stemming():
+    """Stemming decides which reference is best: the scores are the maximum rouge-score gives."""
+    records = [
+        PredictionRecord(
+            task="t", instance_id=str(index), input="", references=(reference, "unrelated words here"), prediction=p
+        )
+        for index, (p, reference) in enumerate(INFLECTED)
+    ]
+    records.append(
+        PredictionRecord(
+            task="t", instance_id="x", input="", references=("the skies darken", "a sky darkening"), prediction="sky"
+        )
+    )
+    for record, result in zip(records, score_records(records).per_instance):
+        best = [max(values) for values in zip(*(_plain_rouge(record.prediction, r) for r in record.references))]
+        assert (result.scores.rouge1, result.scores.rougeL) == (100.0 * best[0], 100.0 * best[1]), record.prediction
