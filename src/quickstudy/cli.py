@@ -8,6 +8,9 @@ here and nowhere else.
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -15,16 +18,35 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from quickstudy.errors import QuickstudyError
+from quickstudy.errors import Interrupted, QuickstudyError
 
 app = typer.Typer(
     help="Measure how quickly instruction-tuned language models learn new tasks.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},  # subcommands inherit them
 )
 console = Console()
 err_console = Console(stderr=True)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"quickstudy {version('quickstudy')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    pass
+
 
 data_app = typer.Typer(help="Task collections: validate, statistics, synthetic tasks.", no_args_is_help=True)
 study_app = typer.Typer(help="Whole studies: plan, run, resume, status.", no_args_is_help=True)
@@ -129,6 +151,47 @@ def data_synth(
         f"{out}: {len(written.tasks)} tasks ({len(written.seen)} seen, {len(written.unseen)} unseen) in {n_categories} categories",
         markup=False, highlight=False, soft_wrap=True,
     )  # fmt: skip
+
+
+@data_app.command("import")
+def data_import(
+    sources: list[str] = typer.Argument(
+        ...,
+        help="Files (.jsonl .json .csv .tsv .parquet), save_to_disk folders (FOLDER[:SPLIT]), hf:NAME[:CONFIG][:SPLIT], "
+        "or task config files (.yaml: a list of tasks with the fields below).",
+    ),
+    out: Path = typer.Option(..., "--out", help="Collection folder to add the tasks to (created if needed)."),
+    name: str | None = typer.Option(None, "--name", help="Task name [default: the source's file name]."),
+    definition: str | None = typer.Option(None, "--definition", help="The instruction paragraph, or @FILE."),
+    input_field: str = typer.Option("input", "--input-field", help="Column holding the input text."),
+    output_field: str = typer.Option(
+        "output", "--output-field", help="Column holding the output: a string or a list of references."
+    ),
+    category: str | None = typer.Option(None, "--category", help="The task's category (per-category tables)."),
+    examples: int = typer.Option(
+        0, "--examples", min=0, help="Take the first N rows as positive examples (removed from the instances)."
+    ),
+    seen: bool = typer.Option(
+        False, "--seen", help="A pre-finetuning (seen) task: listed in train_tasks.txt, not test_tasks.txt."
+    ),
+    split: str = typer.Option("default", "--split", help="Split folder under splits/ to list the tasks in."),
+    replace: bool = typer.Option(False, "--replace", help="Overwrite tasks that already exist."),
+    skip_bad: bool = typer.Option(False, "--skip-bad", help="Drop bad rows (counted) instead of refusing the source."),
+) -> None:
+    """Turn input/output rows plus an instruction paragraph into SuperNI task files and split lists."""
+    from quickstudy.data.importing import imported_tasks, task_imports, write_imported
+
+    fields = {"input_field": input_field, "output_field": output_field, "category": category, "examples": examples}
+    specs = task_imports(sources, name, definition=definition, seen=seen, **fields)
+    tasks = imported_tasks(specs, skip_bad=skip_bad)
+    write_imported(out, tasks, split=split, replace=replace)
+    for task in tasks:
+        skipped = f", {len(task.bad_rows)} bad rows skipped" if task.bad_rows else ""
+        role = "seen (pre-finetuning)" if task.seen else "unseen"
+        console.print(
+            f"{out}: task {task.name} ({role}): {task.n_instances} instances, {task.n_examples} examples{skipped}",
+            markup=False, highlight=False, soft_wrap=True,
+        )  # fmt: skip
 
 
 # --- prompts command (issue: encodings) --------------------------------------
@@ -414,29 +477,135 @@ def demo_command(
         raise StudyError(f"{paths.out}: {len(result.failed)} runs failed; see `quickstudy study status {paths.out}`")
 
 
+# --- ls and init: what ships with quickstudy (issue: front door) -------------
+
+
+class Listing(StrEnum):
+    encodings = "encodings"
+    configs = "configs"
+    models = "models"
+
+
+@app.command("ls")
+def ls_command(what: Listing = typer.Argument(..., help="What to list.")) -> None:
+    """List the encoding presets, the shipped configs or the tiny offline models, one line each."""
+    from rich.table import Table
+
+    from quickstudy.shipped import config_summary, shipped_config_dir, shipped_configs
+
+    table = Table(box=None, show_header=False, pad_edge=False)
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column()
+    if what is Listing.encodings:
+        from quickstudy.prompts.encoding import PRESETS
+
+        for name, encoding in PRESETS.items():
+            table.add_row(name, encoding.description)
+    elif what is Listing.models:
+        from quickstudy.models.tiny import TINY_MODELS
+
+        for name, description in TINY_MODELS.items():
+            table.add_row(name, description)
+        table.add_row("(any other)", "a Hugging Face hub id or a local checkpoint folder")
+    else:
+        for name, path in shipped_configs().items():
+            table.add_row(name, escape(config_summary(path) or path.name))
+        console.print(f"in {escape(str(shipped_config_dir()))}; copy one with `quickstudy init NAME --from CONFIG`")
+    console.print(table)
+
+
+@app.command("init")
+def init_command(
+    name: Path = typer.Argument(..., help="The config file to write (.yaml added when it has no suffix)."),
+    source: str = typer.Option("thesis", "--from", help="Shipped config to copy (see `quickstudy ls configs`)."),
+    force: bool = typer.Option(False, "--force", help="Replace NAME if it exists."),
+) -> None:
+    """Write a copy of a shipped config to edit."""
+    import yaml
+
+    from quickstudy.errors import ConfigError
+    from quickstudy.files import write_text_atomic
+    from quickstudy.shipped import shipped_config
+
+    original = shipped_config(source)
+    target = name if name.suffix else name.with_suffix(original.suffix)
+    if target.exists() and not force:
+        raise ConfigError(f"{target}: already exists (--force replaces it)")
+    text = original.read_text(encoding="utf-8")
+    write_text_atomic(target, text)
+    console.print(f"wrote {escape(str(target))} (a copy of {original.stem})", highlight=False)
+    collection = (yaml.safe_load(text) or {}).get("collection") if original.suffix == ".yaml" else None
+    if collection is not None:
+        console.print(
+            f"collection: {escape(str(collection))} (relative to the file's folder): point it at your task "
+            f"collection, or add --set collection=DIR; then `quickstudy study plan {escape(str(target))}`",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+@contextmanager
+def _resumable(folder: Path) -> Iterator[None]:
+    """Ctrl-C inside: say where the finished work is kept and how to resume (exit 130)."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise Interrupted(
+            f"interrupted; finished work is kept in {folder}; re-run the same command to resume"
+        ) from None
+
+
+def _click_exceptions(name: str) -> tuple[type[BaseException], ...]:
+    """Exception class `name` of typer's own click copy (typer >= 0.2x raises those) and of click."""
+    import importlib
+
+    found = []
+    for module in ("typer._click.exceptions", "click.exceptions"):
+        try:
+            found.append(getattr(importlib.import_module(module), name))
+        except (ImportError, AttributeError):
+            continue
+    return tuple(found)
+
+
+def _usage_line(error: Any) -> str:
+    """A usage error as one line, with the help command of the command it concerns."""
+    message = " ".join(error.format_message().split()).rstrip(".")
+    command = error.ctx.command_path if getattr(error, "ctx", None) is not None else "quickstudy"
+    return f"error: {message} (try '{command} --help')"
+
+
 def main() -> None:
-    """Entry point: run the app, turning QuickstudyError into one line and an exit code."""
+    """Entry point: run the app; only here do errors become one line on stderr and an exit code."""
     try:
         # Without standalone mode click returns (not raises) the code of `typer.Exit(n)`.
-        code = app(standalone_mode=False)
+        code = app(standalone_mode=False, prog_name="quickstudy")
         if isinstance(code, int) and code:
             sys.exit(code)
     except QuickstudyError as error:
-        err_console.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
+        prefix = "" if isinstance(error, Interrupted) else "[bold red]error:[/] "
+        err_console.print(f"{prefix}{escape(str(error))}", highlight=False, soft_wrap=True)
         sys.exit(error.exit_code)
     except KeyboardInterrupt:
-        err_console.print("interrupted; finished work is kept, re-run the same command to resume")
+        err_console.print("interrupted", highlight=False)
         sys.exit(130)
     except typer.Exit as done:
         sys.exit(done.exit_code)
-    except typer.Abort:
-        sys.exit(1)
-    except Exception as error:  # click usage errors come through here in non-standalone mode
-        import click
-
-        if isinstance(error, click.ClickException):
-            error.show()
-            sys.exit(error.exit_code)
+    except Exception as error:  # click's own exceptions come through here in non-standalone mode
+        if isinstance(error, _click_exceptions("NoArgsIsHelpError")):  # bare `quickstudy`, `quickstudy study`
+            help_text = error.ctx.get_help()  # type: ignore[attr-defined]  # typer's rich help prints itself
+            if help_text:
+                typer.echo(help_text)
+            sys.exit(2)
+        if isinstance(error, _click_exceptions("UsageError")):
+            err_console.print(_usage_line(error), highlight=False, soft_wrap=True, markup=False)
+            sys.exit(2)
+        if isinstance(error, (typer.Abort, *_click_exceptions("Abort"))):  # click turns Ctrl-C into Abort
+            err_console.print("interrupted", highlight=False)
+            sys.exit(130)
+        if isinstance(error, _click_exceptions("ClickException")):
+            err_console.print(f"error: {' '.join(error.format_message().split())}", markup=False, soft_wrap=True)  # type: ignore[attr-defined]
+            sys.exit(error.exit_code)  # type: ignore[attr-defined]
         raise
 
 
