@@ -195,6 +195,49 @@ def data_import(
 
 
 # --- prompts command (issue: encodings) --------------------------------------
+@data_app.command("leaks")
+def data_leaks(
+    collection: Path = typer.Argument(..., help="Collection folder (tasks/ and splits/, or bare task files)."),
+    split: str = typer.Option("default", help="Split folder under splits/."),
+    n_test: int = typer.Option(100, help="Test instances per unseen task (its first ones)."),
+    n_validation: int = typer.Option(10, help="Validation instances per unseen task (the next ones)."),
+    as_json: bool = typer.Option(False, "--json", help="Print every leaked input and the counts as JSON."),
+) -> None:
+    """Test and validation inputs of unseen tasks that also occur in another task's training data."""
+    import json
+
+    from rich.table import Table
+
+    from quickstudy.data.collection import Collection
+    from quickstudy.data.leaks import leak_audit
+    from quickstudy.data.splits import SplitConfig
+
+    tasks = Collection(collection)
+    lists = tasks.split(split)
+    audit = leak_audit(tasks, lists.train, lists.test, SplitConfig(n_test=n_test, n_validation=n_validation))
+    if as_json:
+        print(json.dumps(audit.to_json(), indent=1, ensure_ascii=False))
+        return
+    own = sum(audit.own_train_removed.values())
+    console.print(
+        f"{collection}: {len(lists.test)} unseen, {len(lists.train)} seen tasks; {own} train instance(s) repeating "
+        f"their own task's test/validation inputs (already removed by the split)",
+        markup=False, highlight=False, soft_wrap=True,
+    )  # fmt: skip
+    pairs = audit.pairs()
+    if not pairs:
+        console.print("no test or validation input of an unseen task occurs in another task's training data")
+        return
+    table = Table(title="held-out inputs of an unseen task found in another task's training data")
+    for column in ("unseen task", "found in", "as", "test", "validation", "its instances"):
+        numeric = column in ("test", "validation", "its instances")
+        table.add_column(column, justify="right" if numeric else "left", no_wrap=not numeric)
+    for pair in pairs:
+        row = (pair.unseen_task, pair.other_task, pair.other_role, pair.test, pair.validation, pair.other_instances)
+        table.add_row(*map(str, row))
+    console.print(table)
+
+
 
 
 @app.command("prompts")
