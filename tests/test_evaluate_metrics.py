@@ -4,22 +4,26 @@ from __future__ import annotations
 
 import json
 import random
+import subprocess
+import sys
 
 import pytest
 from nltk.stem.porter import PorterStemmer
-from rouge_score import rouge_scorer
+from rouge_score import rouge_scorer, scoring
 from rouge_score import tokenize as rouge_tokenize
 
 from quickstudy.data.collection import Collection
 from quickstudy.evaluate.metrics import (
     RougeMetrics,
     _Tokens,
+    fmeasure,
     lcs_length,
     normalize_answer,
     score_records,
     superni_category_metric,
     with_scores,
 )
+from quickstudy.evaluate.porter import porter_stemmer
 from quickstudy.evaluate.predictions import PredictionRecord, read_predictions
 
 TRICKY = [
@@ -251,3 +255,31 @@ def test_best_reference_chosen_after_stemming():
     for record, result in zip(records, score_records(records).per_instance):
         best = [max(values) for values in zip(*(_plain_rouge(record.prediction, r) for r in record.references))]
         assert (result.scores.rouge1, result.scores.rougeL) == (100.0 * best[0], 100.0 * best[1]), record.prediction
+
+
+def test_porter_stemmer_is_nltks_and_leaves_nltk_unimported():
+    """In a fresh process: the stemmer loads without NLTK's package (nor scipy), stems as
+    nltk.stem.porter does, and a later `import nltk` is the whole package."""
+    words = sorted({word for pair in INFLECTED for text in pair for word in text.lower().split()})
+    script = f"""
+import sys
+from quickstudy.evaluate.metrics import RougeMetrics
+from quickstudy.evaluate.porter import porter_stemmer
+RougeMetrics().tokens("running skies")
+ours = [porter_stemmer().stem(w) for w in {words!r}]
+assert not any(name == "nltk" or name.startswith(("nltk.", "scipy", "numpy")) for name in sys.modules), sorted(sys.modules)
+import nltk
+from nltk.stem.porter import PorterStemmer
+assert hasattr(nltk, "word_tokenize")
+assert ours == [PorterStemmer().stem(w) for w in {words!r}], ours
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert [porter_stemmer().stem(w) for w in words] == [PorterStemmer().stem(w) for w in words]
+
+
+def test_fmeasure_is_rouge_scores():
+    rng = random.Random(11)
+    pairs = [(0.0, 0.0), (1.0, 0.0), (1.0, 1.0)] + [(rng.random(), rng.random()) for _ in range(2000)]
+    pairs += [(a / b, a / c) for a in range(1, 30) for b in range(a, 40) for c in range(a, 40, 3)]
+    assert all(fmeasure(p, r) == scoring.fmeasure(p, r) for p, r in pairs)

@@ -279,7 +279,11 @@ def prompts_command(
 
 @app.command("evaluate")
 def evaluate_command(
-    predictions: str = typer.Argument(..., help="Predictions file (JSON lines, SuperNI reference layout)."),
+    predictions: str = typer.Argument(
+        ...,
+        help="Predictions file (JSON lines): SuperNI's reference layout, or plain lines with 'prediction' and "
+        "'references' (a list) or 'output', optional 'task', 'id', 'category', 'input'.",
+    ),
     collection: str = typer.Option(
         None, "--collection", help="Task collection to take categories from when lines lack 'Categories'."
     ),

@@ -9,6 +9,13 @@ One JSON object per line:
 which is what Tk-Instruct writes and what its `compute_metrics` reads. quickstudy
 adds three optional fields: `prompt` (the exact source text), `scores`
 (`{"exact_match", "rouge1", "rougeL"}`, x100) and `prompt_truncated`.
+
+A plain layout is read too (any other tool's output), one object per line:
+
+    {"prediction": ..., "references": [...]}   or   {"prediction": ..., "output": "..." | [...]}
+
+with optional `task` (default: the file's name without extension), `id` (default: the line
+number), `category` (a string or a list) and `input`.
 """
 
 from __future__ import annotations
@@ -83,7 +90,9 @@ def read_predictions(path: str | Path) -> list[PredictionRecord]:
     records = []
     for number, line in enumerate(text.splitlines(), start=1):
         if line.strip():
-            records.append(record_from_json(_parsed_line(line, f"{path}:{number}"), f"{path}:{number}"))
+            raw, where = _parsed_line(line, f"{path}:{number}"), f"{path}:{number}"
+            is_plain = "Instance" not in raw and ("references" in raw or "output" in raw)
+            records.append(plain_record(raw, where, path.stem, number) if is_plain else record_from_json(raw, where))
     if not records:
         raise PredictionsError(f"{path}: no predictions in file (it is empty)")
     return records
@@ -135,14 +144,44 @@ def record_from_json(raw: dict[str, Any], where: str) -> PredictionRecord:
     )
 
 
-def _categories(value: Any, where: str) -> tuple[str, ...]:
+def plain_record(raw: dict[str, Any], where: str, default_task: str, line_number: int) -> PredictionRecord:
+    """One record from a line of the plain layout (`prediction` + `references` or `output`)."""
+    prediction = raw.get("prediction")
+    if not isinstance(prediction, str):
+        raise PredictionsError(f"{where}: field 'prediction' is missing or not a string")
+    field = "references" if "references" in raw else "output"
+    references = raw[field]
+    if isinstance(references, str) and field == "output":
+        references = [references]
+    if not isinstance(references, list) or not all(isinstance(r, str) for r in references):
+        kind = "a list of strings" if field == "references" else "a string or a list of strings"
+        raise PredictionsError(f"{where}: field {field!r} must be {kind}")
+    if not references:
+        raise PredictionsError(f"{where}: field {field!r} has no reference")
+    task = raw.get("task", default_task)
+    if not isinstance(task, str) or not task:
+        raise PredictionsError(f"{where}: field 'task' must be a non-empty string")
+    instance_id = raw.get("id", line_number)
+    if not isinstance(instance_id, (str, int)) or isinstance(instance_id, bool):
+        raise PredictionsError(f"{where}: field 'id' must be a string or an integer")
+    return PredictionRecord(
+        task=task,
+        instance_id=str(instance_id),
+        input=_optional(raw, "input", str, where) or "",
+        references=tuple(references),
+        prediction=prediction,
+        categories=_categories(raw.get("category"), where, "category"),
+    )
+
+
+def _categories(value: Any, where: str, field: str = "Categories") -> tuple[str, ...]:
     if value is None:
         return ()
     if isinstance(value, str):
         return (value,)
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
         return tuple(value)
-    raise PredictionsError(f"{where}: field 'Categories' must be a list of strings")
+    raise PredictionsError(f"{where}: field {field!r} must be a string or a list of strings")
 
 
 def _optional(raw: dict[str, Any], field: str, kind: type, where: str) -> Any:
