@@ -18,6 +18,7 @@ from quickstudy.errors import ConfigError
 from quickstudy.files import replace_directory
 from quickstudy.models.tiny import word_level_tokenizer
 from quickstudy.prompts.encoding import PromptBuilder, encoding_by_name
+from quickstudy.shipped import shipped_config
 
 PRESETS = {"demo": "demo.yaml", "smoke": "demo-smoke.yaml"}
 # Every piece of prompt scaffolding the encodings can write (task name, definition,
@@ -39,13 +40,10 @@ def demo_paths(out: Path) -> DemoPaths:
 
 
 def demo_config_path(preset: str) -> Path:
-    """The preset's study config in the project's `configs/` folder."""
+    """The preset's study config, shipped with the package."""
     if preset not in PRESETS:
         raise ConfigError(f"--preset: unknown demo preset {preset!r} (known: {', '.join(PRESETS)})")
-    path = Path(__file__).resolve().parents[2] / "configs" / PRESETS[preset]
-    if not path.is_file():
-        raise ConfigError(f"{path}: demo config not found (run the demo from a quickstudy checkout)")
-    return path
+    return shipped_config(PRESETS[preset])
 
 
 def prepared_demo_data(paths: DemoPaths, seed: int = 0) -> None:

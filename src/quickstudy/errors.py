@@ -36,3 +36,9 @@ class StudyError(QuickstudyError):
     """A study directory is locked, inconsistent or has failed runs."""
 
     exit_code = 1
+
+
+class Interrupted(QuickstudyError):
+    """Ctrl-C during a command whose finished work is kept (the message says where)."""
+
+    exit_code = 130

@@ -8,6 +8,7 @@ word-level tokenizer trained on the fly with `tokenizers`.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from types import MappingProxyType
 from typing import Any
 
 import torch
@@ -25,7 +26,13 @@ from transformers import (
 
 from quickstudy.errors import ModelError
 
-TINY_MODELS = ("tiny-t5", "tiny-llama")
+# name -> what it is (for `quickstudy ls models`)
+TINY_MODELS = MappingProxyType(
+    {
+        "tiny-t5": "a small T5 (encoder-decoder) with seeded random weights, built offline from a config",
+        "tiny-llama": "a small Llama (decoder-only) with seeded random weights, built offline from a config",
+    }
+)
 SPECIAL_TOKENS = ("<pad>", "</s>", "<unk>")
 
 

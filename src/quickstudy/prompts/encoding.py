@@ -47,6 +47,25 @@ class Encoding:
                 f"encoding {self.name!r}: option 'input_only' excludes definition, task name and examples"
             )
 
+    @property
+    def description(self) -> str:
+        """What a prompt with this encoding holds, in words (for `quickstudy ls encodings`)."""
+        if self.input_only:
+            return "the bare instance input, no prompt layout (the no-instruction baselines)"
+        parts = ["task name"] if self.add_task_name else []
+        parts += ["definition"] if self.add_task_definition else []
+        parts += [f"{self.num_pos_examples} positive examples"] if self.num_pos_examples else []
+        parts += [f"{self.num_neg_examples} negative examples"] if self.num_neg_examples else []
+        held = " + ".join(parts) or "no instruction: the input in the prompt layout"
+        return held + (", examples with explanations" if self.add_explanation else "")
+
+    @property
+    def has_instructions(self) -> bool:
+        """True when a prompt holds any instruction: a definition, the task name or examples."""
+        return bool(
+            self.add_task_definition or self.add_task_name or self.num_pos_examples or self.num_neg_examples
+        )
+
     def options(self) -> dict[str, Any]:
         """The switches alone (no name), as the goldens and study configs write them."""
         options = asdict(self)
