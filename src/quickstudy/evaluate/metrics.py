@@ -14,9 +14,10 @@ functions as allenai/natural-instructions `eval/automatic/evaluation.py`):
 The reference builds a new RougeScorer for every (prediction, reference) pair and metric.
 Here one `RougeMetrics` stems each distinct word once and tokenizes each distinct text
 once, and computes the LCS length with a bit-parallel algorithm; the F-measures come from
-the same integers through rouge_score's own `scoring.fmeasure`, so they are identical
-(tests/test_evaluate_metrics.py checks this against plain rouge_score;
-benchmarks/score.py measures the speed-up).
+the same integers through the same expression as rouge_score's `scoring.fmeasure`, so they
+are identical (tests/test_evaluate_metrics.py checks this against plain rouge_score;
+benchmarks/score.py measures the speed-up). For a fast start it imports neither NLTK's
+package (see porter.py) nor rouge_score.scoring (which imports numpy).
 """
 
 from __future__ import annotations
@@ -29,10 +30,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
-from nltk.stem import porter
-from rouge_score import scoring
 from rouge_score import tokenize as rouge_tokenize
 
+from quickstudy.evaluate.porter import porter_stemmer
 from quickstudy.evaluate.predictions import InstanceScores, PredictionRecord
 
 METRICS = ("exact_match", "rouge1", "rougeL")
@@ -120,7 +120,7 @@ class RougeMetrics:
     """
 
     def __init__(self) -> None:
-        self._stemmer = porter.PorterStemmer()
+        self._stemmer = porter_stemmer()
         self._word_tokens: dict[str, str] = {}
         self._tokens: dict[str, _Tokens] = {}
         self._normalized: dict[str, str] = {}
@@ -185,16 +185,23 @@ class RougeMetrics:
 
 def rouge_fmeasures(target: _Tokens, candidate: _Tokens) -> tuple[float, float]:
     """ROUGE-1 and ROUGE-L F-measures as rouge_score's _score_ngrams and _score_lcs
-    compute them (same integers, same scoring.fmeasure), from the cached tokens."""
+    compute them (same integers, same F-measure), from the cached tokens."""
     ours, theirs = target.unigrams, candidate.unigrams
     common = ours.keys() & theirs.keys()
     if not common:  # no overlap: both scores are 0 (and there is no LCS to compute)
         return 0.0, 0.0
     overlap = sum(min(ours[token], theirs[token]) for token in common)
     predicted, wanted = len(candidate.tokens), len(target.tokens)
-    rouge1 = scoring.fmeasure(overlap / predicted, overlap / wanted)
+    rouge1 = fmeasure(overlap / predicted, overlap / wanted)
     lcs = lcs_length(target, candidate)
-    return rouge1, scoring.fmeasure(lcs / predicted, lcs / wanted)
+    return rouge1, fmeasure(lcs / predicted, lcs / wanted)
+
+
+def fmeasure(precision: float, recall: float) -> float:
+    """rouge_score.scoring.fmeasure, the same expression (that module imports numpy)."""
+    if precision + recall > 0:
+        return 2 * precision * recall / (precision + recall)
+    return 0.0
 
 
 def lcs_length(first: _Tokens, second: _Tokens) -> int:
