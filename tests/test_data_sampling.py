@@ -75,6 +75,7 @@ def test_size_counts(size: str, pool: int, asked: int, drawn: int) -> None:
     assert (parsed.asked_for(pool), parsed.count_for(pool)) == (asked, drawn)
 
 
+@pytest.mark.superni
 def test_samples_are_nested_prefixes_of_one_permutation(analogy_split) -> None:
     samples = nested_samples(analogy_split, parse_sizes("10,20,50,all"), seed=1)
     assert [len(samples[k]) for k in ("10", "20", "50", "all")] == [10, 20, 50, 94]
@@ -89,6 +90,7 @@ def test_samples_are_nested_prefixes_of_one_permutation(analogy_split) -> None:
     assert not held_out & {i.id for i in samples["all"]}
 
 
+@pytest.mark.superni
 def test_samples_depend_on_the_seed_only(analogy_split) -> None:
     sizes = parse_sizes("30")
     first = nested_samples(analogy_split, sizes, seed=1)["30"]
@@ -97,6 +99,7 @@ def test_samples_depend_on_the_seed_only(analogy_split) -> None:
     assert nested_samples(analogy_split, sizes, seed=2)["30"] != first
 
 
+@pytest.mark.superni
 def test_samples_are_the_same_in_another_process(sample_dir: Path, analogy_split) -> None:
     """Seeding must not use Python's salted hash(): a fresh process with another hash seed agrees."""
     script = (
@@ -119,6 +122,7 @@ def test_samples_are_the_same_in_another_process(sample_dir: Path, analogy_split
     assert there == [here_sample, [i.id for i in prefinetune_instances(task, 20, seed=7)]]
 
 
+@pytest.mark.superni
 def test_capping_is_reported(analogy_split) -> None:
     sizes = parse_sizes("50,100,200,all,6%")
     samples = nested_samples(analogy_split, sizes, seed=3)
@@ -146,6 +150,7 @@ def test_task_without_train_pool_gets_empty_samples() -> None:
     assert [s.size for s in sample_shortfalls(split, parse_sizes("10,all,5%"))] == ["10", "5%"]
 
 
+@pytest.mark.superni
 def test_prefinetune_instances(sample_dir: Path) -> None:
     task = Collection(sample_dir).task("task085_unnatural_addsub_arithmetic")
     assert len(task.instances) == 145
@@ -160,6 +165,7 @@ def test_prefinetune_instances(sample_dir: Path) -> None:
         prefinetune_instances(task, -1)
 
 
+@pytest.mark.superni
 def test_manifest_round_trip(tmp_path: Path, sample_dir: Path) -> None:
     collection = Collection(sample_dir)
     splits = [
@@ -196,6 +202,13 @@ def test_malformed_manifest(tmp_path: Path, content: str, expected: str) -> None
     assert str(raised.value).startswith(str(path))
 
 
+@pytest.mark.superni
 def test_select_unknown_id_names_it(analogy_split) -> None:
     with pytest.raises(DataError, match="'nope'"):
         select_instances(analogy_split.train, ["nope"], "manifest.json: task x")
+
+
+@pytest.mark.parametrize("text", ["0", "²", "١٠"])
+def test_zero_and_non_ascii_digits_are_not_sizes(text: str) -> None:
+    with pytest.raises(ConfigError, match=f"sample size {text!r}"):
+        parse_size(text)

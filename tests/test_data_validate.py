@@ -136,6 +136,7 @@ def test_validate_reports_every_problem_in_every_file(tmp_path: Path) -> None:
     assert any("'../escape' is not a plain file name" in line for line in lines)
 
 
+@pytest.mark.superni
 def test_every_file_of_the_real_sample_is_valid(sample_dir: Path) -> None:
     report = validate_collection(sample_dir)
     assert report.problems == []
@@ -177,7 +178,68 @@ def test_cli_stats_on_broken_collection_is_one_line_without_traceback(tmp_path: 
     assert result.stderr.strip() == f"error: {root / 'tasks' / 'bad.json'}: field 'Instances' is missing"
 
 
+@pytest.mark.superni
 def test_cli_validate_real_sample_passes(sample_dir: Path) -> None:
     result = run_cli("data", "validate", str(sample_dir))
     assert result.returncode == 0, result.stderr
     assert "24 task files" in result.stdout and "no problems" in result.stdout
+
+
+# --- issue 17: a plan is a set; links, FIFOs and odd bytes are refused, never followed or read
+
+
+def test_a_task_listed_twice_is_a_problem_naming_file_line_and_name(tmp_path: Path) -> None:
+    root = make_collection(tmp_path, {"a": GOOD, "b": GOOD}, train=["a"], test=["b", "b"])
+    report = validate_collection(root)
+    assert [str(p) for p in report.problems] == [
+        f"{root / 'splits/default/test_tasks.txt'}:2: task 'b' is listed twice (first on line 1)"
+    ]
+    with pytest.raises(DataError, match=r"test_tasks.txt:2: task 'b' is listed twice"):
+        Collection(root).split("default")
+
+
+def test_cli_stats_refuses_a_task_listed_twice(tmp_path: Path) -> None:
+    root = make_collection(tmp_path, {"a": GOOD, "b": GOOD}, train=["a"], test=["b", "b"])
+    result = run_cli("data", "stats", str(root), "--json")
+    assert result.returncode != 0 and result.stdout == ""
+    assert (
+        result.stderr.strip()
+        == f"error: {root / 'splits/default/test_tasks.txt'}:2: task 'b' is listed twice (first on line 1)"
+    )
+
+
+def test_a_link_out_of_the_collection_is_refused_not_followed(tmp_path: Path) -> None:
+    outside = tmp_path / "outside.json"
+    outside.write_text(json.dumps(GOOD), encoding="utf-8")
+    root = make_collection(tmp_path / "c", {"a": GOOD}, train=["a"], test=["b"])
+    (root / "tasks" / "b.json").symlink_to(outside)
+    (root / "tasks" / "inner.json").symlink_to(root / "tasks" / "a.json")  # inside: fine
+    problems = [str(p) for p in validate_collection(root).problems]
+    assert problems == [f"{root / 'tasks/b.json'}: is a link to {outside}, outside the collection"]
+    with pytest.raises(DataError, match="outside the collection"):
+        Collection(root).task("b")
+    assert Collection(root).task("inner").instances[0].id == "g-0"
+
+
+def test_a_fifo_task_file_is_refused_without_hanging(tmp_path: Path) -> None:
+    root = make_collection(tmp_path, {"a": GOOD}, train=["a"], test=["x"])
+    os.mkfifo(root / "tasks" / "x.json")
+    result = run_cli("data", "validate", str(root))  # timeout=120 in run_cli: a hang fails the test
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert f"{root / 'tasks/x.json'}: is not a regular file" in result.stderr.splitlines()
+
+
+def test_a_split_file_that_is_not_utf8_is_one_problem(tmp_path: Path) -> None:
+    root = make_collection(tmp_path, {"a": GOOD}, train=["a"])
+    (root / "splits/default/test_tasks.txt").write_bytes(b"a\xff\xfe\n")
+    result = run_cli("data", "stats", str(root), "--json")
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == f"error: {root / 'splits/default/test_tasks.txt'}: not UTF-8 text (byte 1)"
+
+
+def test_task_file_with_huge_numbers_or_deep_nesting_is_one_problem(tmp_path: Path) -> None:
+    root = make_collection(
+        tmp_path, {"big": '{"Definition": "d", "Instances": [' + "9" * 5000 + "]}", "deep": "[" * 100_000}
+    )
+    problems = [str(p) for p in validate_collection(root).problems]
+    assert len(problems) == 2 and all("invalid JSON" in p for p in problems)

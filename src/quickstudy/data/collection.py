@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,6 +67,7 @@ class Collection:
             raise DataError(f"{self.root}: collection folder not found")
         tasks_dir = self.root / "tasks"
         self.tasks_dir = tasks_dir if tasks_dir.is_dir() else self.root
+        self._inside = (self.root.resolve(), self.tasks_dir.resolve())
         self._names: list[str] | None = None
 
     def task_names(self) -> list[str]:
@@ -80,11 +82,30 @@ class Collection:
     def has_task(self, name: str) -> bool:
         return self.task_path(name).is_file()
 
+    def file_problem(self, path: Path) -> str | None:
+        """Why `path` cannot be read as a file of this collection (a link pointing out of
+        it, a folder, a FIFO or device), or None. Never opens the file, so a FIFO cannot hang."""
+        try:
+            resolved = path.resolve(strict=True)
+            mode = resolved.stat().st_mode
+        except FileNotFoundError:
+            return "not found (a link to nothing?)" if path.is_symlink() else "not found"
+        except (OSError, RuntimeError) as error:  # a link loop
+            return f"cannot be resolved ({getattr(error, 'strerror', None) or error})"
+        if not any(resolved.is_relative_to(inside) for inside in self._inside):
+            return f"is a link to {resolved}, outside the collection"
+        if not stat.S_ISREG(mode):
+            return "is not a regular file"
+        return None
+
     def task(self, name: str) -> Task:
         """Parse one task file; raises DataError naming the file and field."""
         path = self.task_path(name)
-        if not path.is_file():
+        if not path.exists() and not path.is_symlink():
             raise DataError(f"{path}: task {name!r} not found in collection")
+        problem = self.file_problem(path)
+        if problem is not None:
+            raise DataError(f"{path}: {problem}")
         task = task_from_file(path)
         assert task is not None, "raise_problem stops before an unusable task is returned"
         return task
@@ -110,7 +131,13 @@ class Collection:
         lists = {}
         for part in ("train", "test", "excluded"):
             path = folder / f"{part}_tasks.txt"
-            names = read_task_list(path, on_problem) if path.is_file() else []
+            names = []
+            if path.exists() or path.is_symlink():
+                problem = self.file_problem(path)
+                if problem is None:
+                    names = read_task_list(path, on_problem)
+                else:
+                    on_problem(str(path), problem)
             if part != "excluded":
                 for task_name in names:
                     if not self.has_task(task_name):
@@ -122,16 +149,29 @@ class Collection:
 
 
 def read_task_list(path: Path, on_problem: OnProblem = raise_problem) -> list[str]:
-    """Task names in a split file, one per line; blank lines and '#' comments skipped."""
-    names = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    """Task names in a split file, one per line; blank lines and '#' comments skipped.
+    A name listed twice is a problem (a plan is a set: it would train and count it twice)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        on_problem(str(path), f"not UTF-8 text (byte {error.start})")
+        return []
+    except OSError as error:
+        on_problem(str(path), f"cannot be read ({error.strerror})")
+        return []
+    names: list[str] = []
+    first_line: dict[str, int] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
         line = line.strip()
         if not line or line.startswith("#"):
             continue
-        if is_plain_task_name(line):
-            names.append(line)
-        else:
+        if not is_plain_task_name(line):
             on_problem(f"{path}:{number}", f"task name {line!r} is not a plain file name")
+        elif line in first_line:
+            on_problem(f"{path}:{number}", f"task {line!r} is listed twice (first on line {first_line[line]})")
+        else:
+            first_line[line] = number
+            names.append(line)
     return names
 
 
@@ -139,12 +179,18 @@ def task_from_file(path: Path, on_problem: OnProblem = raise_problem) -> Task | 
     """Parse one task file. Returns None only when on_problem did not raise and
     the file could not be parsed into a task at all."""
     try:
+        if not stat.S_ISREG(path.stat().st_mode):  # a FIFO would block the read forever
+            on_problem(str(path), "is not a regular file")
+            return None
         raw = json.loads(path.read_bytes())
     except OSError as error:
         on_problem(str(path), f"cannot be read ({error.strerror})")
         return None
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         on_problem(str(path), f"invalid JSON ({error})")
+        return None
+    except (ValueError, RecursionError) as error:  # a 5000-digit number, 100,000 nested lists
+        on_problem(str(path), f"invalid JSON ({type(error).__name__}: {str(error)[:80]})")
         return None
     return task_from_json(raw, name=path.stem, where=str(path), on_problem=on_problem)
 

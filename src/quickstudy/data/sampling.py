@@ -71,8 +71,10 @@ def parse_size(text: str) -> SampleSize:
         if not 0 < percent <= 100:
             raise ConfigError(f"sample size {text!r}: a percentage must be above 0 and at most 100")
         return SampleSize(kind="percent", percent=percent)
-    if not value.isdigit():
+    if not (value.isascii() and value.isdigit()):  # '²'.isdigit() is True, yet int('²') fails
         raise ConfigError(f"sample size {text!r}: expected a whole number, a percentage such as '6%', or 'all'")
+    if int(value) == 0:
+        raise ConfigError(f"sample size {text!r}: must be above 0 (zero-shot arms take no sizes)")
     return SampleSize(kind="count", count=int(value))
 
 

@@ -44,7 +44,11 @@ def validate_collection(root: str | Path, on_task: Callable[[str], None] | None 
         path = collection.tasks_dir / f"{name}.json"
         if not is_plain_task_name(name):
             collect(str(path), f"task name {name!r} is not a plain file name")
-        task_from_file(path, on_problem=collect)
+        problem = collection.file_problem(path)
+        if problem is not None:
+            collect(str(path), problem)
+        else:
+            task_from_file(path, on_problem=collect)
         if on_task:
             on_task(name)
     splits = collection.split_names()
