@@ -29,7 +29,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from transformers import get_scheduler
 from transformers.optimization import Adafactor
 
-from quickstudy.errors import ConfigError
+from quickstudy.errors import ConfigError, ModelError
 from quickstudy.files import replace_directory, write_json_atomic, write_text_atomic
 from quickstudy.models.loading import LoadedModel, save_model
 from quickstudy.models.spec import ModelSpec
@@ -45,6 +45,8 @@ LOG_FILE = "train_log.jsonl"
 RESULT_FILE = "train_result.json"
 CONFIG_FILE = "train_config.json"
 STATE_FILE = "quickstudy_state.json"
+
+_log = logging.getLogger(__name__)
 
 # Settings that change how a run is watched, not its weights: a resumed run may change them.
 _OBSERVATION_ONLY = {"checkpoint_every_steps", "log_every_steps", "tensorboard", "progress_bar"}
@@ -122,8 +124,7 @@ def train_model(
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
 
     log_path = out_dir / LOG_FILE
-    checkpoint = latest_checkpoint(out_dir)
-    start_step, micro_done = resume_from(accelerator, checkpoint, fingerprint) if checkpoint else (0, 0)
+    checkpoint, start_step, micro_done = resume_from_latest(accelerator, out_dir, fingerprint)
     if accelerator.is_main_process:
         _truncate_log(log_path, start_step)
     if config.tensorboard:
@@ -268,6 +269,46 @@ def save_checkpoint(accelerator: Accelerator, out_dir: Path, step: int, micro_ba
     return final
 
 
+def resume_from_latest(accelerator: Accelerator, out_dir: Path, fingerprint: str) -> tuple[Path | None, int, int]:
+    """Resume from the newest intact step checkpoint: (checkpoint, step, micro-batches done),
+    or (None, 0, 0) to start afresh. A damaged checkpoint (a torn or truncated file) is
+    skipped with a warning naming it, falling back to an older one or to step 0."""
+    for checkpoint in reversed(step_checkpoints(out_dir)):
+        problem = checkpoint_problem(checkpoint)
+        if problem is None:
+            return (checkpoint, *resume_from(accelerator, checkpoint, fingerprint))
+        _log.warning("%s: damaged step checkpoint (%s); falling back to an earlier one or step 0", checkpoint, problem)
+    return None, 0, 0
+
+
+def checkpoint_problem(checkpoint: Path) -> str | None:
+    """Why `checkpoint` cannot be loaded (a file torn, truncated or missing), or None. Reads
+    headers and zip directories only, so it is cheap next to loading the states."""
+    import zipfile
+
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        state = json.loads((checkpoint / STATE_FILE).read_text(encoding="utf-8"))
+        if not isinstance(state, dict) or not all(key in state for key in ("step", "micro_batches", "fingerprint")):
+            return f"{STATE_FILE} lacks step, micro_batches or fingerprint"
+    except (OSError, ValueError) as error:
+        return f"{STATE_FILE}: {error}"
+    files = [path for path in checkpoint.rglob("*") if path.is_file() and path.name != STATE_FILE]
+    if not any(path.suffix == ".safetensors" for path in files):
+        return "no model weights"
+    for path in files:
+        try:
+            if path.suffix == ".safetensors":
+                with safe_open(str(path), framework="pt"):
+                    pass
+            elif path.suffix in (".bin", ".pt", ".pkl") and not zipfile.is_zipfile(path):
+                return f"{path.name} is not a complete torch file"
+        except (OSError, SafetensorError) as error:
+            return f"{path.name}: {error}"
+    return None
+
+
 def resume_from(accelerator: Accelerator, checkpoint: Path, fingerprint: str) -> tuple[int, int]:
     """Restore model, optimizer, scheduler and RNG states from `checkpoint`; return the
     optimizer step and the number of this process's micro-batches done by then."""
@@ -280,14 +321,18 @@ def resume_from(accelerator: Accelerator, checkpoint: Path, fingerprint: str) ->
         raise ConfigError(
             f"{checkpoint}: written by {state.get('num_processes', 1)} processes, resumed with {accelerator.num_processes}; resume with the same launch"
         )
-    accelerator.load_state(str(checkpoint))
+    try:
+        accelerator.load_state(str(checkpoint))
+    except Exception as error:  # damage the header checks cannot see; the states may be half loaded
+        raise ModelError(
+            f"{checkpoint}: step checkpoint cannot be loaded ({type(error).__name__}); delete it to start from step 0"
+        ) from None
     return state["step"], state["micro_batches"]
 
 
-def latest_checkpoint(out_dir: Path) -> Path | None:
-    """The newest complete step checkpoint in `out_dir`, if any."""
-    found = sorted(p for p in (out_dir / CHECKPOINTS_DIR).glob("step-*") if (p / STATE_FILE).is_file())
-    return found[-1] if found else None
+def step_checkpoints(out_dir: Path) -> list[Path]:
+    """The step checkpoints in `out_dir` (those whose state file was written), oldest first."""
+    return sorted(p for p in (out_dir / CHECKPOINTS_DIR).glob("step-*") if (p / STATE_FILE).is_file())
 
 
 def run_fingerprint(spec: ModelSpec | None, encoded: Sequence[EncodedExample], config: TrainConfig) -> str:
@@ -328,12 +373,28 @@ def _truncate_log(path: Path, last_step: int) -> None:
     if last_step == 0:
         path.unlink()
         return
-    kept = [
-        line
-        for line in path.read_text(encoding="utf-8").splitlines()
-        if line.strip() and json.loads(line)["step"] <= last_step
-    ]
+    kept = [line for line, record in logged_steps(path) if record["step"] <= last_step]
     write_text_atomic(path, "".join(line + "\n" for line in kept))
+
+
+def logged_steps(path: Path) -> list[tuple[str, dict[str, Any]]]:
+    """The training log's (line, record) pairs, read line by line. A line that does not
+    parse (the last one torn by a kill, bytes lost on a full disk) is dropped with a
+    warning naming the file and line: a log is never a reason to stop a run."""
+    kept = []
+    with path.open(encoding="utf-8", errors="replace") as lines:
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+                if isinstance(record, dict) and isinstance(record.get("step"), int):
+                    kept.append((line.rstrip("\n"), record))
+                    continue
+            except (ValueError, RecursionError):
+                pass
+            _log.warning("%s:%d: dropped a torn or malformed log line", path, number)
+    return kept
 
 
 @contextmanager
