@@ -396,11 +396,17 @@ def report_command(
     ),
     out: Path | None = typer.Option(None, "--out", help="Folder for the report [default: STUDY_DIR/report]."),
     bootstrap: int = typer.Option(1000, "--bootstrap", min=50, help="Bootstrap replicates for the 95% intervals."),
+    tolerance: float | None = typer.Option(
+        None,
+        "--tolerance",
+        help="ROUGE-L points within which a score 'matches' in the thesis's reading "
+        "[default: the study config's report.tolerance, else 1.0].",
+    ),
 ) -> None:
     """Write report.md, a self-contained report.html, results.csv and summary.json for a study."""
     from quickstudy.report import build_report
 
-    files = build_report(study_dir, out, n_boot=bootstrap)
+    files = build_report(study_dir, out, n_boot=bootstrap, tolerance=tolerance)
     console.print(f"report: {escape(str(files.html))}", highlight=False)
     for path in (files.markdown, files.csv, files.summary):
         console.print(f"        {escape(str(path))}", highlight=False)

@@ -7,7 +7,7 @@ share one computation.
 from __future__ import annotations
 
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,10 +20,13 @@ from quickstudy.report.bootstrap import (
     InstanceIndex,
     Resampler,
     collect_cells,
+    containing,
     mean_estimate,
 )
 from quickstudy.report.results import Arm, StudyResults, declared_arms
 from quickstudy.report.sizes import SizeInfo, fraction_at, size_infos
+
+OTHER_CATEGORIES = "Other Categories"
 
 
 @dataclass(frozen=True)
@@ -115,6 +118,7 @@ class Analysis:
     progress: list[ArmProgress]
     partial_cells: dict[CellKey, int] = field(default_factory=dict)  # cell -> tasks covered
     n_boot: int = 0
+    category_tasks: dict[str, int] = field(default_factory=dict)  # category (as grouped) -> evaluated tasks
 
     def category_view(self, key: CellKey, category: str) -> tuple[str, Estimate]:
         """SuperNI's category view: exact match for classification-like categories, else ROUGE-L."""
@@ -137,8 +141,9 @@ class Analysis:
         )
 
 
-def analyse(results: StudyResults, n_boot: int = 1000, seed: int = 0) -> Analysis:
-    """Compute every number the report shows."""
+def analyse(results: StudyResults, n_boot: int = 1000, seed: int = 0, top_categories: int | None = None) -> Analysis:
+    """Compute every number the report shows; with `top_categories` the per-category numbers keep
+    the N largest categories (by evaluated tasks) and group the rest as OTHER_CATEGORIES."""
     index = InstanceIndex(results.scored)
     cells = collect_cells(results, index)
     resampler = Resampler(index, n_boot=n_boot, seed=seed)
@@ -157,8 +162,12 @@ def analyse(results: StudyResults, n_boot: int = 1000, seed: int = 0) -> Analysi
         key=lambda d: (d.kind, d.a.setting != "stl", cells[d.a].role != "proposed", d.a.arm, d.b.arm, sizes[d.a.size].x)
     )
 
-    category_of = np.array([results.categories.get(task, "unknown") for task in index.task], dtype=object)
-    categories = sorted(set(category_of))
+    grouped = grouped_categories(
+        {task: results.categories.get(task, "unknown") for task in set(index.task)}, top_categories
+    )
+    category_of = np.array([grouped[task] for task in index.task], dtype=object)
+    category_tasks = dict(Counter(grouped.values()))
+    categories = sorted(category_tasks, key=lambda c: (c == OTHER_CATEGORIES, c))
     category_scores = {
         (key, category, metric): estimate
         for key, cell in cells.items()
@@ -182,7 +191,18 @@ def analyse(results: StudyResults, n_boot: int = 1000, seed: int = 0) -> Analysi
         progress=_progress(results, sizes),
         partial_cells=_partial_cells(cells),
         n_boot=n_boot,
+        category_tasks=category_tasks,
     )
+
+
+def grouped_categories(category_of: dict[str, str], top: int | None) -> dict[str, str]:
+    """task -> category, the categories outside the `top` largest (by task count, then name)
+    renamed OTHER_CATEGORIES, as the thesis's Tables 4.3, 5.1 and 5.2; None keeps them all."""
+    counts = Counter(category_of.values())
+    if top is None or len(counts) <= top:
+        return dict(category_of)
+    kept = {c for c, _ in sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:top]}
+    return {task: c if c in kept else OTHER_CATEGORIES for task, c in category_of.items()}
 
 
 def _declared_sizes(results: StudyResults) -> set[str]:
@@ -260,7 +280,8 @@ def _crossovers(curves, sota, overall, pool: dict[str, int]) -> list[Crossover]:
                     for b in range(len(level.samples))
                 ]
             )
-            interval = (
+            interval = containing(
+                x,
                 float(np.percentile(replicates, 2.5, method="lower")),
                 float(np.percentile(replicates, 97.5, method="higher")),
             )

@@ -76,13 +76,21 @@ def _rounded(value: float) -> float | None:
 
 
 def estimate_from(value: float, samples: np.ndarray) -> Estimate:
-    """An Estimate with the percentile interval of `samples` (NaN replicates ignored)."""
+    """An Estimate with the percentile interval of `samples` (NaN replicates ignored), widened
+    to hold `value` when rounding leaves the point a hair outside (an interval holds its estimate)."""
     tail = (1 - CONFIDENCE) / 2 * 100
     finite = samples[np.isfinite(samples)]
     if finite.size == 0:
         return Estimate(float(value), float("nan"), float("nan"), samples)
-    low, high = np.percentile(finite, [tail, 100 - tail])
-    return Estimate(float(value), float(low), float(high), samples)
+    low, high = containing(value, *np.percentile(finite, [tail, 100 - tail]))
+    return Estimate(float(value), low, high, samples)
+
+
+def containing(value: float, low: float, high: float) -> tuple[float, float]:
+    """(low, high) widened to hold `value` (a finite value; NaN leaves them as they are)."""
+    if not np.isfinite(value):
+        return float(low), float(high)
+    return float(min(low, value)), float(max(high, value))
 
 
 def mean_estimate(estimates: list[Estimate]) -> Estimate:
@@ -135,7 +143,7 @@ class Resampler:
         self.n_boot = n_boot
         self.seed = seed
         rng = np.random.default_rng(seed)
-        # float32 halves the memory and time of the replicate sums; intervals need no more precision
+        # counts stored as float32 (exact for counts); the sums are taken in float64 (_seed_means)
         self.weights = np.zeros((n_boot, len(index)), dtype=np.float32)
         for task in sorted(set(index.task)):
             members = np.flatnonzero(index.task == task)
@@ -174,8 +182,11 @@ def _seed_means(cell: Cell, metrics: tuple[str, ...], weights: np.ndarray, mask:
         if positions.size == 0:
             columns.append(np.full((weights.shape[0], len(metrics)), np.nan))
             continue
-        selected = weights[:, positions]
-        totals = selected.sum(axis=1, dtype=np.float64)
+        # Sums in float64 around the first value: a cell whose instances all score the same gets
+        # exactly that score in every replicate, so its interval has zero width and holds the estimate.
+        selected = weights[:, positions].astype(np.float64)
+        totals = selected.sum(axis=1)
+        centre = values[0].astype(np.float64)
         with np.errstate(invalid="ignore", divide="ignore"):
-            columns.append((selected @ values.astype(weights.dtype)) / totals[:, None])
+            columns.append(centre + (selected @ (values.astype(np.float64) - centre)) / totals[:, None])
     return np.stack(columns, axis=1)

@@ -16,6 +16,8 @@ import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first
 from matplotlib.ticker import NullFormatter, NullLocator  # noqa: E402
 
 from quickstudy.report.analysis import Analysis, CurvePoint  # noqa: E402
+from quickstudy.report.bootstrap import Estimate  # noqa: E402
+from quickstudy.report.thesis import ThesisReading  # noqa: E402
 
 OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
 BASELINE_MARKERS = ["s", "D", "^", "v", "P", "X"]
@@ -34,10 +36,13 @@ class Figure:
     caption: str
 
 
-def write_figures(analysis: Analysis, out_dir: Path) -> list[Figure]:
-    """Draw every figure into `out_dir` as PNG; returns them in reading order."""
+def write_figures(analysis: Analysis, out_dir: Path, reading: ThesisReading | None = None) -> list[Figure]:
+    """Draw every figure into `out_dir` as PNG; returns them in reading order (Figure 1.1 first)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     figures = []
+    rows = summary_rows(reading) if reading else []
+    if rows:
+        figures.append(_summary_figure(rows, out_dir / "figure_1_1.png"))
     if any(setting in analysis.curves for setting in SETTING_TITLES):
         figures.append(_curves_figure(analysis, out_dir / "sample_efficiency.png"))
     for setting in SETTING_TITLES:
@@ -49,11 +54,72 @@ def write_figures(analysis: Analysis, out_dir: Path) -> list[Figure]:
     return figures
 
 
+def error_bars(estimates: list[Estimate]) -> list[list[float]]:
+    """matplotlib's [below, above] lengths of the 95% intervals; never negative (a zero-width
+    interval computed with rounding error still draws), NaN drawn as no bar."""
+
+    def length(a: float, b: float) -> float:
+        return max(a - b, 0.0) if math.isfinite(a - b) else 0.0
+
+    return [[length(e.value, e.low) for e in estimates], [length(e.high, e.value) for e in estimates]]
+
+
 def _save(fig, path: Path) -> None:
     temporary = path.with_name(path.stem + ".tmp.png")
     fig.savefig(temporary, dpi=DPI, bbox_inches="tight")
     plt.close(fig)
     temporary.replace(path)
+
+
+def summary_rows(reading: ThesisReading) -> list[tuple[str, float, str]]:
+    """Figure 1.1's rows, top to bottom: zero-shot, the proposed model where it matches the SOTA,
+    where it surpasses it, and the SOTA; in the setting that matches it with the least data."""
+    candidates = [r for r in reading.settings.values() if r.sota is not None]
+    if not candidates:
+        return []
+    chosen = min(
+        candidates, key=lambda r: (r.matches_sota is None, r.matches_sota.share or 1.0 if r.matches_sota else 1.0)
+    )
+    sota, name = chosen.sota, chosen.setting.upper()
+    rows = []
+    if reading.zero_shot is not None:
+        zero_shot = f"few-shot inference, no fine-tuning\n(zero-shot: {reading.zero_shot.arm})"
+        rows.append((zero_shot, reading.zero_shot.rougeL, OKABE_ITO[4]))
+    shown: set[str] = set()
+    for point, verb in ((chosen.matches_sota, "matches"), (chosen.surpasses_sota, "surpasses")):
+        if point is not None and point.size not in shown:
+            shown.add(point.size)
+            share = "" if point.share is None else f", {100 * point.share:.2f}% of train data"
+            label = f"{name} instruction-tuned, {point.size} per task{share}\n({verb} the SOTA)"
+            rows.append((label, point.rougeL, OKABE_ITO[0]))
+    if chosen.matches_sota is None:
+        best = max(chosen.sizes, key=lambda p: p.rougeL)
+        rows.append(
+            (f"{name} instruction-tuned, best size {best.size} per task\n(below the SOTA)", best.rougeL, OKABE_ITO[0])
+        )
+    label = f"supervised SOTA: {sota.setting.upper()} {sota.arm} @ {sota.size}\n(no instructions, 100% of train data)"
+    rows.append((label, sota.rougeL, "#000000"))
+    return rows
+
+
+def _summary_figure(rows: list[tuple[str, float, str]], path: Path) -> Figure:
+    fig, ax = plt.subplots(figsize=(8.0, 0.75 * len(rows) + 1.0))
+    positions = list(range(len(rows)))[::-1]
+    ax.barh(positions, [value for _, value, _ in rows], color=[colour for _, _, colour in rows], height=0.6)
+    for y, (_, value, _) in zip(positions, rows):
+        ax.annotate(f"{value:.2f}", (value, y), xytext=(4, 0), textcoords="offset points", va="center", fontsize=9)
+    ax.set_yticks(positions, [label for label, _, _ in rows], fontsize=8)
+    ax.set_xlim(0, max(100.0, max(value for _, value, _ in rows) * 1.1))
+    ax.set_xlabel(ROUGE_LABEL)
+    ax.grid(True, axis="x", alpha=0.3)
+    ax.set_title("The study at a glance (the thesis's Figure 1.1)")
+    caption = (
+        "Overall ROUGE-L of zero-shot inference, of the instruction-tuned model fine-tuned at the smallest sampled "
+        "size that matches the supervised SOTA (within the tolerance) and at the smallest that surpasses it, and "
+        "of the SOTA (full data, no instructions); shares are of the summed train pools."
+    )
+    _save(fig, path)
+    return Figure("figure_1_1", path, "Figure 1.1: at a glance", caption)
 
 
 def _curves_figure(analysis: Analysis, path: Path) -> Figure:
@@ -107,11 +173,10 @@ def _draw_curves(ax, analysis: Analysis, setting: str) -> None:
     for (arm, arm_points), marker in zip(baselines.items(), BASELINE_MARKERS * 3):
         colour = next(colours, "#000000")
         for i, p in enumerate(arm_points):
-            error = [[p.estimate.value - p.estimate.low], [p.estimate.high - p.estimate.value]]
             ax.errorbar(
                 p.x,
                 p.estimate.value,
-                yerr=error,
+                yerr=error_bars([p.estimate]),
                 fmt=marker,
                 color=colour,
                 ms=8,
@@ -170,7 +235,7 @@ def _category_bars(analysis: Analysis, setting: str, path: Path) -> Figure | Non
         estimates = [analysis.category_scores[(key, c, "rougeL")] for c in categories]
         xs = [j + (i - (len(keys) - 1) / 2) * width for j in range(len(categories))]
         values = [e.value for e in estimates]
-        errors = [[max(e.value - e.low, 0) for e in estimates], [max(e.high - e.value, 0) for e in estimates]]
+        errors = error_bars(estimates)
         ax.bar(
             xs,
             values,
@@ -210,7 +275,7 @@ def _effects_figure(analysis: Analysis, path: Path) -> Figure:
         shown = [c for c in order if c in effects]
         estimates = [effects[c].estimate for c in shown]
         values = [e.value for e in estimates]
-        errors = [[max(e.value - e.low, 0) for e in estimates], [max(e.high - e.value, 0) for e in estimates]]
+        errors = error_bars(estimates)
         colours = [VERDICT_COLOURS[effects[c].verdict] for c in shown]
         ax.barh(range(len(shown)), values, xerr=errors, color=colours, capsize=3)
         ax.set_yticks(range(len(shown)), shown, fontsize=8)

@@ -17,12 +17,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import ValidationError
 
+from quickstudy.errors import StudyError
 from quickstudy.report.analysis import Analysis, analyse
 from quickstudy.report.document import to_html, to_markdown
 from quickstudy.report.figures import write_figures
 from quickstudy.report.results import METRICS, collect_study
 from quickstudy.report.sections import report_blocks, study_name
+from quickstudy.report.thesis import ThesisReading, thesis_reading
+from quickstudy.study.config import ReportOptions, validation_message
 
 CSV_COLUMNS = [
     "run_id",
@@ -49,22 +53,29 @@ class ReportFiles:
     figures: list[Path]
 
 
-def build_report(study_dir: Path, out_dir: Path | None = None, n_boot: int = 1000, seed: int = 0) -> ReportFiles:
-    """Read `study_dir`, analyse it and write the report into `out_dir` (default STUDY_DIR/report)."""
+def build_report(
+    study_dir: Path, out_dir: Path | None = None, n_boot: int = 1000, seed: int = 0, tolerance: float | None = None
+) -> ReportFiles:
+    """Read `study_dir`, analyse it and write the report into `out_dir` (default STUDY_DIR/report).
+
+    The study config's `report:` section sets the options; `tolerance` overrides its tolerance."""
     study_dir = Path(study_dir)
     out_dir = Path(out_dir) if out_dir is not None else study_dir / "report"
-    analysis = analyse(collect_study(study_dir), n_boot=n_boot, seed=seed)
+    results = collect_study(study_dir)
+    options = report_options(results.config, study_dir, tolerance)
+    analysis = analyse(results, n_boot=n_boot, seed=seed, top_categories=options.top_categories)
+    reading = thesis_reading(analysis, options.tolerance)
     out_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".report-", dir=out_dir))
     try:
-        figures = write_figures(analysis, staging / "figures")
-        blocks = report_blocks(analysis, figures)
+        figures = write_figures(analysis, staging / "figures", reading)
+        blocks = report_blocks(analysis, figures, reading)
         (staging / "report.md").write_text(to_markdown(blocks, staging / "figures", staging), encoding="utf-8")
         (staging / "report.html").write_text(
             to_html(blocks, f"quickstudy report: {study_name(analysis)}"), encoding="utf-8"
         )
         (staging / "results.csv").write_text(results_csv(analysis), encoding="utf-8")
-        (staging / "summary.json").write_text(json.dumps(summary(analysis), indent=1), encoding="utf-8")
+        (staging / "summary.json").write_text(json.dumps(summary(analysis, reading), indent=1), encoding="utf-8")
         (out_dir / "figures").mkdir(exist_ok=True)
         for figure in figures:
             os.replace(figure.path, out_dir / "figures" / figure.path.name)
@@ -79,6 +90,18 @@ def build_report(study_dir: Path, out_dir: Path | None = None, n_boot: int = 100
         summary=out_dir / "summary.json",
         figures=[out_dir / "figures" / f.path.name for f in figures],
     )
+
+
+def report_options(config: dict[str, Any], study_dir: Path, tolerance: float | None = None) -> ReportOptions:
+    """The `report:` section of study.yaml (defaults when absent), `tolerance` given overriding it."""
+    raw = dict(config.get("report") or {})
+    if tolerance is not None:
+        raw["tolerance"] = tolerance
+    try:
+        return ReportOptions.model_validate(raw)
+    except ValidationError as error:
+        where = "--tolerance" if tolerance is not None and "tolerance" in str(error) else study_dir / "study.yaml"
+        raise StudyError(f"{where}: report.{validation_message(error)}") from None
 
 
 def csv_rows(analysis: Analysis) -> list[dict[str, Any]]:
@@ -112,7 +135,7 @@ def results_csv(analysis: Analysis) -> str:
     return buffer.getvalue()
 
 
-def summary(analysis: Analysis) -> dict[str, Any]:
+def summary(analysis: Analysis, reading: ThesisReading | None = None) -> dict[str, Any]:
     """The numbers behind the report, JSON-ready."""
 
     def key(cell) -> str:
@@ -122,6 +145,7 @@ def summary(analysis: Analysis) -> dict[str, Any]:
         "study": study_name(analysis),
         "study_dir": str(analysis.results.study_dir),
         "bootstrap_replicates": analysis.n_boot,
+        "thesis_reading": (reading or thesis_reading(analysis)).to_json(),
         "sizes": {
             label: {
                 "train_per_task": info.x,

@@ -9,6 +9,8 @@ from quickstudy.report.analysis import Analysis, Crossover
 from quickstudy.report.bootstrap import CellKey, Estimate
 from quickstudy.report.document import Block, Bullets, Heading, Image, Paragraph, Table
 from quickstudy.report.figures import Figure
+from quickstudy.report.thesis import ThesisReading, thesis_reading
+from quickstudy.report.thesis_sections import thesis_section
 
 TOP_TRUNCATED = 10
 
@@ -38,13 +40,15 @@ def study_name(analysis: Analysis) -> str:
     return str(analysis.results.config.get("name") or analysis.results.study_dir.name)
 
 
-def report_blocks(analysis: Analysis, figures: list[Figure]) -> list[Block]:
+def report_blocks(analysis: Analysis, figures: list[Figure], reading: ThesisReading | None = None) -> list[Block]:
     """Every section in reading order."""
     by_name = {figure.name: figure for figure in figures}
+    reading = reading or thesis_reading(analysis)
     blocks: list[Block] = [Heading(1, f"quickstudy report: {study_name(analysis)}")]
     blocks += _header(analysis)
     blocks += _completeness(analysis)
     blocks += _answers(analysis)
+    blocks += thesis_section(reading, by_name)
     blocks += _curves(analysis, by_name)
     blocks += _categories(analysis, by_name)
     blocks += _tasks(analysis)
@@ -314,7 +318,7 @@ def _curves(analysis: Analysis, figures: dict[str, Figure]) -> list[Block]:
 def _category_table(analysis: Analysis, keys: list[CellKey], view: bool) -> Table:
     rows = []
     for category in analysis.categories:
-        row = [category]
+        row = [category, str(analysis.category_tasks.get(category, 0))]
         if view:
             row.append("EM" if analysis.category_view(keys[0], category)[0] == "exact_match" else "ROUGE-L")
         for key in keys:
@@ -325,13 +329,13 @@ def _category_table(analysis: Analysis, keys: list[CellKey], view: bool) -> Tabl
             )
             row.append(number(estimate.value))
         rows.append(row)
-    columns = ["category"] + (["metric"] if view else []) + [k.label for k in keys]
+    columns = ["category", "tasks"] + (["metric"] if view else []) + [k.label for k in keys]
     caption = (
         "SuperNI's category view (exact match for classification-like categories, ROUGE-L otherwise)."
         if view
         else "ROUGE-L per category."
     )
-    return Table(columns, rows, numeric=[False] * (2 if view else 1) + [True] * len(keys), caption=caption)
+    return Table(columns, rows, numeric=[False, True] + [False] * view + [True] * len(keys), caption=caption)
 
 
 def _categories(analysis: Analysis, figures: dict[str, Figure]) -> list[Block]:

@@ -56,6 +56,7 @@ class SyntheticStudy:
     truncated_tasks: frozenset[str] = frozenset()  # instruction prompts of these tasks are truncated
     pending: set[tuple[str, str, str]] = field(default_factory=set)  # (setting, arm, size) not yet run
     failed: set[tuple[str, str, str]] = field(default_factory=set)
+    train_counts: dict[str, dict[str, int]] | None = None  # size -> task -> instances; None: min(size, pool)
 
     def offsets(self) -> dict[str, float]:
         """Centred per-task instruction effects."""
@@ -63,6 +64,8 @@ class SyntheticStudy:
         return {t.name: t.effect - mean for t in self.tasks}
 
     def train_instances(self, size: str) -> dict[str, int]:
+        if self.train_counts is not None and size in self.train_counts:
+            return dict(self.train_counts[size])
         if size == "all":
             return {t.name: t.train_pool for t in self.tasks}
         return {t.name: min(int(size), t.train_pool) for t in self.tasks}

@@ -124,6 +124,13 @@ class ExecutorConfig(_Strict):
     max_retries: NonNegativeInt = 1
 
 
+class ReportOptions(_Strict):
+    """How `quickstudy report` reads the study (the `report:` section)."""
+
+    tolerance: float = Field(default=1.0, ge=0)  # ROUGE-L points within which a score "matches" (thesis reading)
+    top_categories: PositiveInt | None = None  # keep the N largest categories, group the rest as "Other Categories"
+
+
 class StudyConfig(_Strict):
     """A whole study; see configs/thesis.yaml for a commented example."""
 
@@ -142,6 +149,10 @@ class StudyConfig(_Strict):
     keep_checkpoints: bool = False
     tracking: Literal["none", "mlflow"] = "none"
     tracking_uri: str | None = None
+    # A task with no train instance left after test/validation: skip drops it from every arm
+    # (STL, MTL and evaluation), keep plans it anyway (its STL runs then fail).
+    short_tasks: Literal["skip", "keep"] = "skip"
+    report: ReportOptions = ReportOptions()
 
     @model_validator(mode="after")
     def _roles_exist(self) -> StudyConfig:
