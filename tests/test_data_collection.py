@@ -15,6 +15,7 @@ def sample_task_files(sample_dir: Path) -> list[Path]:
     return sorted((sample_dir / "tasks").glob("*.json"))
 
 
+@pytest.mark.superni
 def test_every_sample_task_loads_as_its_raw_json_says(sample_dir: Path) -> None:
     collection = Collection(sample_dir)
     files = sample_task_files(sample_dir)
@@ -37,6 +38,7 @@ def test_every_sample_task_loads_as_its_raw_json_says(sample_dir: Path) -> None:
             assert list(instance.references) == item["output"]
 
 
+@pytest.mark.superni
 def test_sample_has_both_definition_layouts_and_missing_ids(sample_dir: Path) -> None:
     """The sample really exercises the tolerated layouts the loader claims to handle."""
     raws = [json.loads(p.read_text(encoding="utf-8")) for p in sample_task_files(sample_dir)]
@@ -46,6 +48,7 @@ def test_sample_has_both_definition_layouts_and_missing_ids(sample_dir: Path) ->
     assert any("id" in i for r in raws for i in r["Instances"])
 
 
+@pytest.mark.superni
 def test_sample_split_lists_match_the_split_files(sample_dir: Path) -> None:
     split = Collection(sample_dir).split("default")
     folder = sample_dir / "splits" / "default"

@@ -17,6 +17,7 @@ def make_task(inputs: list[str], name: str = "toy") -> Task:
     return Task(name=name, definition="d", categories=["Toy Category"], instances=instances)
 
 
+@pytest.mark.superni
 def test_real_task_splits_by_position(sample_dir: Path) -> None:
     task = Collection(sample_dir).task("task1152_bard_analogical_reasoning_causation")
     assert len(task.instances) == 204
@@ -28,6 +29,7 @@ def test_real_task_splits_by_position(sample_dir: Path) -> None:
     assert split.leaked_removed == 0
 
 
+@pytest.mark.superni
 def test_short_task_is_all_test(sample_dir: Path) -> None:
     task = Collection(sample_dir).task("task1344_glue_entailment_classification")
     split = task_split(task)
@@ -62,6 +64,7 @@ def test_bad_split_config(bad: dict) -> None:
         SplitConfig(**bad)
 
 
+@pytest.mark.superni
 def test_unseen_task_splits_follow_the_split_file(sample_dir: Path) -> None:
     collection = Collection(sample_dir)
     split = collection.split("default")

@@ -12,6 +12,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from quickstudy.cli import app
@@ -75,6 +76,7 @@ def assert_matches(actual: dict, expected: dict) -> None:
         }
 
 
+@pytest.mark.superni
 def test_cli_stats_json_on_the_real_sample(sample_dir: Path) -> None:
     env = {**os.environ, "COLUMNS": "200"}
     result = subprocess.run(
@@ -93,6 +95,7 @@ def test_cli_stats_json_on_the_real_sample(sample_dir: Path) -> None:
     assert actual["leaked_removed"] == 0 and actual["seen_tasks"] == 12
 
 
+@pytest.mark.superni
 def test_stats_with_a_smaller_held_out_part(sample_dir: Path) -> None:
     config = SplitConfig(n_test=20, n_validation=5)
     stats = collection_stats(
@@ -105,6 +108,7 @@ def test_stats_with_a_smaller_held_out_part(sample_dir: Path) -> None:
     assert stats.sizes["all"].capped_tasks == []
 
 
+@pytest.mark.superni
 def test_cli_tables_and_manifest(sample_dir: Path, tmp_path: Path) -> None:
     manifest = tmp_path / "manifest.json"
     result = CliRunner().invoke(

@@ -14,6 +14,7 @@ def golden_metrics(golden_dir):
     return json.loads((golden_dir / "metrics.json").read_text())
 
 
+@pytest.mark.superni
 def test_json_output_equals_golden_metrics(quickstudy, golden_dir, golden_metrics, tmp_path):
     out = tmp_path / "scores" / "metrics.json"
     code, stdout, stderr = quickstudy("evaluate", str(golden_dir / "predictions.jsonl"), "--json", "--out", str(out))
@@ -33,6 +34,7 @@ def test_json_output_equals_golden_metrics(quickstudy, golden_dir, golden_metric
     assert [row["rougeL"] for row in written["per_instance"]] == golden_metrics["per_instance_rougeL"]
 
 
+@pytest.mark.superni
 def test_table_shows_overall_and_categories(quickstudy, golden_dir, golden_metrics):
     code, stdout, stderr = quickstudy("evaluate", str(golden_dir / "predictions.jsonl"))
     assert code == 0, stderr
@@ -40,6 +42,7 @@ def test_table_shows_overall_and_categories(quickstudy, golden_dir, golden_metri
     assert f"{golden_metrics['overall']['rougeL']:.2f}" in stdout
 
 
+@pytest.mark.superni
 def test_categories_from_collection_when_lines_lack_them(quickstudy, golden_dir, sample_dir, tmp_path):
     lines = [json.loads(line) for line in (golden_dir / "predictions.jsonl").read_text().splitlines()]
     for line in lines:

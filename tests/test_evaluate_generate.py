@@ -88,6 +88,7 @@ def test_padding_sides():
     assert input_ids.tolist() == [[5, 6, 7], [8, 0, 0]] and mask.tolist() == [[1, 1, 1], [1, 0, 0]]
 
 
+@pytest.mark.superni
 def test_end_to_end_predictions_file_and_metrics(tokenizer, sample_dir, tmp_path):
     task = Collection(sample_dir).task("task1344_glue_entailment_classification")
     instances = task.instances[:5]

@@ -53,6 +53,7 @@ def golden(golden_dir):
     return read_predictions(golden_dir / "predictions.jsonl"), json.loads((golden_dir / "metrics.json").read_text())
 
 
+@pytest.mark.superni
 def test_golden_metrics_reproduced_overall_per_task_category_instance(golden):
     records, expected = golden
     ours = score_records(records).reference_layout()
@@ -64,6 +65,7 @@ def test_golden_metrics_reproduced_overall_per_task_category_instance(golden):
     assert len(ours["per_instance_rougeL"]) == 479
 
 
+@pytest.mark.superni
 def test_report_json_views(golden):
     records, expected = golden
     report = score_records(records).to_json()
@@ -114,6 +116,7 @@ def test_fast_rouge_equals_rouge_score_on_tricky_strings():
             assert metrics.rouge(prediction, reference) == _plain_rouge(prediction, reference), (prediction, reference)
 
 
+@pytest.mark.superni
 def test_fast_rouge_equals_rouge_score_on_real_texts(sample_dir, golden):
     rng = random.Random(7)
     texts = [r.prediction for r in golden[0]]

@@ -17,6 +17,7 @@ from quickstudy.evaluate.predictions import (
 )
 
 
+@pytest.mark.superni
 def test_reads_golden_predictions_in_reference_layout(golden_dir):
     records = read_predictions(golden_dir / "predictions.jsonl")
     first = json.loads((golden_dir / "predictions.jsonl").read_text().splitlines()[0])
@@ -99,6 +100,7 @@ def test_empty_and_missing_files_are_errors(tmp_path):
         read_predictions(tmp_path / "missing.jsonl")
 
 
+@pytest.mark.superni
 def test_categories_come_from_the_collection_when_lines_lack_them(sample_dir):
     collection = Collection(sample_dir)
     records = [

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -43,6 +42,7 @@ def test_tiny_model_weights_depend_only_on_seed(name):
     assert first.config.vocab_size == len(tokenizer) == 384
 
 
+@pytest.mark.superni
 def test_word_level_tokenizer_trained_on_a_real_task_round_trips_through_a_checkpoint(sample_dir, tmp_path):
     task = Collection(sample_dir).task(TASK)
     texts = [task.definition] + [i.input for i in task.instances] + [r for i in task.instances for r in i.references]
@@ -88,11 +88,11 @@ def test_lora_default_targets_follow_the_architecture():
         load_model(ModelSpec(name_or_path="tiny-t5", lora=LoraSpec(target_modules=("no_such_module",))))
 
 
-def test_offline_hub_model_is_a_one_line_error_naming_it(tmp_path):
+def test_offline_hub_model_is_a_one_line_error_naming_it(synth_collection, tmp_path):
     config = tmp_path / "train.yaml"
     config.write_text(
         "stage: finetune\nmodel: {name_or_path: google/t5-xl-lm-adapt}\n"
-        f"data: {{collection: {Path(__file__).resolve().parents[1].parent / 'shared' / 'superni-sample'}, tasks: [{TASK}]}}\n"
+        f"data: {{collection: {synth_collection}, tasks: [task031_analogy_solve]}}\n"
         f"output_dir: {tmp_path / 'out'}\n"
     )
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}

@@ -48,6 +48,7 @@ def golden_groups(golden: list[dict]) -> dict[tuple, list[dict]]:
     return groups
 
 
+@pytest.mark.superni
 def test_every_golden_prompt_is_reproduced_through_the_trainer_path(collection, golden, byt5):
     assert len(golden) == GOLDEN_LINES
     checked = 0
@@ -67,6 +68,7 @@ def test_every_golden_prompt_is_reproduced_through_the_trainer_path(collection, 
     assert checked == GOLDEN_LINES
 
 
+@pytest.mark.superni
 def test_exact_counting_reproduces_the_truncated_goldens(collection, golden, byt5, monkeypatch):
     """The path every non-byte tokenizer takes: the tokenizer counts each candidate prompt."""
     monkeypatch.setattr(encoding_module, "token_counter", TokenCounter)
@@ -79,6 +81,7 @@ def test_exact_counting_reproduces_the_truncated_goldens(collection, golden, byt
             assert builder.prompt(task.instances[line["instance_index"]].input) == line["prompt"]
 
 
+@pytest.mark.superni
 def test_goldens_exercise_dropping_and_cutting(collection, golden, byt5):
     built = []
     for line in golden:
@@ -103,6 +106,7 @@ def with_special_tokens(task):
     return replace(task, instances=instances)
 
 
+@pytest.mark.superni
 def test_byte_arithmetic_equals_tokenizer_counts_on_sample_instances(collection, byt5, monkeypatch):
     encoding = encoding_from_options(
         {"add_task_name": True, "num_pos_examples": 2, "num_neg_examples": 2, "add_explanation": True}
@@ -135,6 +139,7 @@ def test_byte_counter_declines_pieces_holding_special_tokens(byt5):
     assert counter.cut("\u00e9\u00e9\u00e9", 3) == "\u00e9"  # the split character is dropped, as ByT5's decode does
 
 
+@pytest.mark.superni
 def test_candidates_are_checked_space_joined(collection, byt5):
     """The reference checks a negative against the kept positives joined with a space, so a
     prompt whose unspaced text fits exactly still loses the negative."""
@@ -149,6 +154,7 @@ def test_candidates_are_checked_space_joined(collection, byt5):
     assert roomier == everything
 
 
+@pytest.mark.superni
 def test_untruncated_layout_piece_by_piece(collection):
     task = collection.task("task957_e2e_nlg_text_generation_generate")
     encoding = encoding_by_name("name_def_pos2")
@@ -162,6 +168,7 @@ def test_untruncated_layout_piece_by_piece(collection):
     )
 
 
+@pytest.mark.superni
 def test_input_only_is_the_bare_input_cut_only_at_the_budget(collection, byt5):
     task = collection.task("task039_qasc_find_overlapping_words")
     text = "  Sentence1: caf\u00e9 au lait \n"
@@ -171,6 +178,7 @@ def test_input_only_is_the_bare_input_cut_only_at_the_budget(collection, byt5):
     assert cut.truncated and cut.text == "  Sentence1: caf"
 
 
+@pytest.mark.superni
 def test_a_general_tokenizer_is_counted_exactly(collection):
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
@@ -226,6 +234,7 @@ def test_encoding_names_and_options():
         Encoding("odd", add_task_definition=True, input_only=True)
 
 
+@pytest.mark.superni
 def test_a_budget_needs_a_tokenizer(collection):
     with pytest.raises(PromptError, match="task039_qasc_find_overlapping_words.*tokenizer"):
         PromptBuilder(collection.task("task039_qasc_find_overlapping_words"), PRESETS["def"], None, 512)

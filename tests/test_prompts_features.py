@@ -53,6 +53,7 @@ def word_tokenizer(collection):
     )
 
 
+@pytest.mark.superni
 def test_targets_are_one_seeded_reference_and_all_references_are_kept(collection):
     task = collection.task(MULTI_REFERENCE_TASK)
     multi = [instance for instance in task.instances if len(instance.references) > 1]
@@ -67,6 +68,7 @@ def test_targets_are_one_seeded_reference_and_all_references_are_kept(collection
     assert text_examples(task, multi[3:4], PRESETS["def_pos2"], seed=1)[0] == examples[3]
 
 
+@pytest.mark.superni
 def test_seq2seq_ids_are_the_tokenizers_cut_to_the_lengths(collection, byt5):
     task = collection.task(MULTI_REFERENCE_TASK)
     examples = text_examples(task, task.instances[:6], PRESETS["def_pos2"], byt5, 256)
@@ -83,6 +85,7 @@ def test_seq2seq_ids_are_the_tokenizers_cut_to_the_lengths(collection, byt5):
     assert all(item.truncated and len(item.input_ids) == 64 for item in untruncated)
 
 
+@pytest.mark.superni
 def test_decoder_only_masks_the_prompt_and_ends_with_eos(collection, word_tokenizer):
     task = collection.task(MULTI_REFERENCE_TASK)
     examples = text_examples(task, task.instances[:4], PRESETS["def"], word_tokenizer, 200)
@@ -98,6 +101,7 @@ def test_decoder_only_masks_the_prompt_and_ends_with_eos(collection, word_tokeni
         assert word_tokenizer.decode(item.input_ids[len(prompt_ids) : -1]).split() == example.target.split()[:4]
 
 
+@pytest.mark.superni
 def test_decoder_only_chat_template(collection, word_tokenizer):
     task = collection.task(MULTI_REFERENCE_TASK)
     tokenizer = word_tokenizer.__class__(
@@ -112,6 +116,7 @@ def test_decoder_only_chat_template(collection, word_tokenizer):
     assert item.labels[len(prompt_ids) :] == item.input_ids[len(prompt_ids) :]
 
 
+@pytest.mark.superni
 def test_token_cache_hit_returns_identical_ids_without_tokenizing(collection, byt5, tmp_path, monkeypatch):
     task = collection.task(MULTI_REFERENCE_TASK)
     arguments = dict(
@@ -177,6 +182,7 @@ def test_tokenizers_by_name(tmp_path, monkeypatch):
     assert "\n" not in str(raised.value)
 
 
+@pytest.mark.superni
 def test_prompts_command_prints_the_golden_prompts(sample_dir, golden_dir, quickstudy):
     code, out, err = quickstudy(
         "prompts",
@@ -206,6 +212,7 @@ def test_prompts_command_prints_the_golden_prompts(sample_dir, golden_dir, quick
     assert printed == expected and len(printed) == 6
 
 
+@pytest.mark.superni
 def test_prompts_command_all_tasks_untruncated(sample_dir, quickstudy):
     code, out, _ = quickstudy("prompts", str(sample_dir), "--task", "all", "--encoding", "input_only", "--limit", "2")
     records = [json.loads(line) for line in out.splitlines()]
@@ -215,6 +222,7 @@ def test_prompts_command_all_tasks_untruncated(sample_dir, quickstudy):
     assert records[0] == {"task": collection.task_names()[0], "instance_id": first.id, "prompt": first.input}
 
 
+@pytest.mark.superni
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [

@@ -26,6 +26,7 @@ def thesis_plan(sample_dir: Path) -> StudyPlan:
     return plan_study(thesis_on_official_split(sample_dir))
 
 
+@pytest.mark.superni
 def test_thesis_plan_counts_on_the_official_split(sample_dir: Path, thesis_plan: StudyPlan) -> None:
     plan = thesis_plan
     unseen = len((sample_dir / "official-splits/default/test_tasks.txt").read_text().split())
@@ -53,6 +54,7 @@ def test_thesis_plan_counts_on_the_official_split(sample_dir: Path, thesis_plan:
     }
 
 
+@pytest.mark.superni
 def test_thesis_plan_encodes_the_study(thesis_plan: StudyPlan) -> None:
     plan = thesis_plan
     by_id = plan.by_id()
@@ -79,6 +81,7 @@ def test_thesis_plan_encodes_the_study(thesis_plan: StudyPlan) -> None:
     assert evaluated == {run.id for run in plan.runs if run.kind == FINETUNE}
 
 
+@pytest.mark.superni
 def test_ids_change_only_for_the_runs_a_setting_affects(sample_dir: Path, thesis_plan: StudyPlan) -> None:
     before = thesis_plan
     again = plan_study(thesis_on_official_split(sample_dir))
@@ -94,34 +97,34 @@ def test_ids_change_only_for_the_runs_a_setting_affects(sample_dir: Path, thesis
     assert len(changed) == 1 + 2 * (119 + 1)
 
 
-def test_a_task_file_edit_changes_its_runs_only(sample_dir: Path, tmp_path: Path) -> None:
+def test_a_task_file_edit_changes_its_runs_only(synth_collection: Path, smoke_config: Path, tmp_path: Path) -> None:
     collection = tmp_path / "collection"
     (collection / "tasks").mkdir(parents=True)
-    (collection / "splits").symlink_to(sample_dir / "splits")
-    for task in (sample_dir / "tasks").glob("*.json"):
+    (collection / "splits").symlink_to(synth_collection / "splits")
+    for task in (synth_collection / "tasks").glob("*.json"):
         (collection / "tasks" / task.name).write_bytes(task.read_bytes())
-    smoke = load_study_config(CONFIGS / "smoke.yaml", [f"collection={collection}"])
+    smoke = load_study_config(smoke_config, [f"collection={collection}"])
     before = plan_study(smoke)
-    edited = collection / "tasks" / "task1390_wscfixed_coreference.json"
+    edited = collection / "tasks" / "task066_coref_referent.json"
     edited.write_text(edited.read_text().replace("}", " }", 1))
     after = plan_study(smoke)
     changed = [run for run in before.runs if run.id not in {r.id for r in after.runs}]
     assert changed and all(
-        run.task == "task1390_wscfixed_coreference" or run.setting in ("mtl", "zero_shot") for run in changed
+        run.task == "task066_coref_referent" or run.setting in ("mtl", "zero_shot") for run in changed
     )
     assert any(run.task is None for run in changed)  # the MTL and zero-shot runs read every unseen task
 
 
-def test_smoke_config_resolves_the_collection_next_to_the_config(sample_dir: Path) -> None:
+def test_smoke_config_resolves_the_collection_next_to_the_config(synth_collection: Path) -> None:
     smoke = load_study_config(CONFIGS / "smoke.yaml")
-    assert Path(smoke.collection) == sample_dir.resolve()
-    plan = plan_study(smoke)
+    assert Path(smoke.collection) == (CONFIGS.parent / "demo-study" / "collection").resolve()
+    plan = plan_study(load_study_config(CONFIGS / "smoke.yaml", [f"collection={synth_collection}"]))
     assert len(plan.unseen_tasks) == 2 and len(plan.seen_tasks) == 2
     assert sum(run.kind == PREFINETUNE for run in plan.runs) == 1
 
 
-def test_a_role_no_arm_starts_from_is_not_built() -> None:
-    plan = plan_study(load_study_config(CONFIGS / "smoke.yaml", ["arms.stl_baseline1.start=base"]))
+def test_a_role_no_arm_starts_from_is_not_built(smoke_config: Path) -> None:
+    plan = plan_study(load_study_config(smoke_config, ["arms.stl_baseline1.start=base"]))
     assert not any(run.kind == PREFINETUNE for run in plan.runs)
     assert all(not run.depends_on for run in plan.runs if run.kind == FINETUNE)
 
@@ -149,34 +152,34 @@ def test_a_role_no_arm_starts_from_is_not_built() -> None:
         ("nonsense", "expected dotted.key=value"),
     ],
 )
-def test_bad_configs_fail_with_the_key_named(override: str, message: str) -> None:
+def test_bad_configs_fail_with_the_key_named(smoke_config: Path, override: str, message: str) -> None:
     with pytest.raises(ConfigError, match=None) as raised:
-        plan_study(load_study_config(CONFIGS / "smoke.yaml", [override]))
+        plan_study(load_study_config(smoke_config, [override]))
     assert message in str(raised.value)
     assert "\n" not in str(raised.value)
 
 
-def test_overrides_are_yaml_scalars_and_paths_are_relative_to_the_cwd(sample_dir: Path, monkeypatch) -> None:
-    monkeypatch.chdir(sample_dir.parent)
+def test_overrides_are_yaml_scalars_and_paths_are_relative_to_the_cwd(synth_collection: Path, monkeypatch) -> None:
+    monkeypatch.chdir(synth_collection.parent)
     config = load_study_config(
         CONFIGS / "smoke.yaml",
         [
-            "collection=superni-sample",
+            f"collection={synth_collection.name}",
             "seeds=[1, 2]",
             "keep_checkpoints=true",
             "arms.stl_proposed.sizes=4",
             "splits.n_test=5",
         ],
     )
-    assert Path(config.collection) == sample_dir.resolve()
+    assert Path(config.collection) == synth_collection.resolve()
     assert config.seeds == [1, 2] and config.keep_checkpoints is True and config.splits.n_test == 5
     assert config.arms[0].sizes == ["4"]
     plan = plan_study(config)
     assert {run.seed for run in plan.runs if run.kind == FINETUNE} == {1, 2}
 
 
-def test_plan_command_prints_the_issue_json_layout(sample_dir: Path, tmp_path: Path) -> None:
-    command = [sys.executable, "-m", "quickstudy.cli", "study", "plan", str(CONFIGS / "smoke.yaml"), "--json"]
+def test_plan_command_prints_the_issue_json_layout(smoke_config: Path, tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "quickstudy.cli", "study", "plan", str(smoke_config), "--json"]
     done = subprocess.run(command, capture_output=True, text=True, check=True)
     plan = json.loads(done.stdout)
     assert set(plan) == {"runs", "counts"}
@@ -191,9 +194,9 @@ def test_plan_command_prints_the_issue_json_layout(sample_dir: Path, tmp_path: P
     assert not out.exists()
 
 
-def test_an_instruction_tuned_model_can_be_built_by_prefinetuning_with_instructions() -> None:
+def test_an_instruction_tuned_model_can_be_built_by_prefinetuning_with_instructions(smoke_config: Path) -> None:
     built = "models.instruction_tuned={prefinetune: {from: base, encoding: def_pos2, per_task: 4}}"
-    plan = plan_study(load_study_config(CONFIGS / "smoke.yaml", [built]))
+    plan = plan_study(load_study_config(smoke_config, [built]))
     prefinetunes = {run.spec["role"]: run for run in plan.runs if run.kind == PREFINETUNE}
     assert set(prefinetunes) == {"instruction_tuned", "base_prefinetuned"}
     assert prefinetunes["instruction_tuned"].spec["encoding"] == "def_pos2"
@@ -204,12 +207,9 @@ def test_an_instruction_tuned_model_can_be_built_by_prefinetuning_with_instructi
     assert zero_shot.depends_on == (prefinetunes["instruction_tuned"].id,)
 
 
-def test_unseen_tasks_narrowed_by_category_and_count() -> None:
-    by_category = ["tasks.unseen.names=null", "tasks.unseen.categories=[Word Analogy, Title Generation]"]
-    plan = plan_study(load_study_config(CONFIGS / "smoke.yaml", by_category))
-    assert plan.unseen_tasks == (
-        "task219_rocstories_title_answer_generation",
-        "task1152_bard_analogical_reasoning_causation",
-    )
-    plan = plan_study(load_study_config(CONFIGS / "smoke.yaml", [*by_category, "tasks.unseen.max_tasks=1"]))
-    assert plan.unseen_tasks == ("task219_rocstories_title_answer_generation",)
+def test_unseen_tasks_narrowed_by_category_and_count(smoke_config: Path) -> None:
+    by_category = ["tasks.unseen.names=null", "tasks.unseen.categories=[Coreference Resolution, Title Generation]"]
+    plan = plan_study(load_study_config(smoke_config, by_category))
+    assert plan.unseen_tasks == ("task037_story_title", "task066_coref_referent", "task067_coref_other")
+    plan = plan_study(load_study_config(smoke_config, [*by_category, "tasks.unseen.max_tasks=1"]))
+    assert plan.unseen_tasks == ("task037_story_title",)

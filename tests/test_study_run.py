@@ -25,7 +25,6 @@ from quickstudy.study.runner import run_study
 from quickstudy.study.status import study_status
 
 PROJECT = Path(__file__).resolve().parents[1]
-SMOKE = PROJECT / "configs" / "smoke.yaml"
 CLI = [sys.executable, "-m", "quickstudy.cli"]
 
 
@@ -65,10 +64,9 @@ def run_pid(study_dir: Path, run_id: str) -> int:
     return int(starts[-1].rsplit(" pid ", 1)[1])
 
 
-def smoke_variant(tmp_path: Path, **changes) -> Path:
-    """A copy of the smoke config with top-level keys replaced (collection made absolute)."""
-    raw = yaml.safe_load(SMOKE.read_text())
-    raw["collection"] = str((SMOKE.parent / raw["collection"]).resolve())
+def smoke_variant(smoke_config: Path, tmp_path: Path, **changes) -> Path:
+    """A copy of the smoke config (on the synthetic collection) with top-level keys replaced."""
+    raw = yaml.safe_load(smoke_config.read_text())
     raw.update(changes)
     path = tmp_path / "study.yaml"
     path.write_text(yaml.safe_dump(raw))
@@ -76,16 +74,16 @@ def smoke_variant(tmp_path: Path, **changes) -> Path:
 
 
 @pytest.fixture(scope="module")
-def local_study(tmp_path_factory) -> Path:
+def local_study(smoke_config: Path, tmp_path_factory) -> Path:
     """The smoke study, run once in-process with the local executor."""
     study_dir = tmp_path_factory.mktemp("local") / "study"
-    result = run_study(load_study_config(SMOKE), study_dir)
+    result = run_study(load_study_config(smoke_config), study_dir)
     assert result.complete and result.already_done == 0 and len(result.done) == result.planned == 20
     return study_dir
 
 
-def test_smoke_study_writes_the_study_directory_layout(local_study: Path) -> None:
-    plan = plan_study(load_study_config(SMOKE))
+def test_smoke_study_writes_the_study_directory_layout(smoke_config: Path, local_study: Path) -> None:
+    plan = plan_study(load_study_config(smoke_config))
     assert yaml.safe_load((local_study / "study.yaml").read_text())["name"] == "smoke"
     assert [run["id"] for run in json.loads((local_study / "plan.json").read_text())["runs"]] == [
         r.id for r in plan.runs
@@ -138,21 +136,23 @@ def test_status_command_prints_json(local_study: Path) -> None:
     }
 
 
-def test_rerun_trains_nothing_and_a_changed_setting_reruns_only_its_runs(local_study: Path, tmp_path: Path) -> None:
+def test_rerun_trains_nothing_and_a_changed_setting_reruns_only_its_runs(
+    smoke_config: Path, local_study: Path, tmp_path: Path
+) -> None:
     study_dir = tmp_path / "study"
     shutil.copytree(local_study, study_dir)
-    again = run_study(load_study_config(SMOKE), study_dir)
+    again = run_study(load_study_config(smoke_config), study_dir)
     assert again.done == [] and again.already_done == 20 and again.complete
 
-    zero_shot = run_study(load_study_config(SMOKE, ["arms.zero_shot.generation.max_new_tokens=4"]), study_dir)
-    plan = plan_study(load_study_config(SMOKE, ["arms.zero_shot.generation.max_new_tokens=4"])).by_id()
+    zero_shot = run_study(load_study_config(smoke_config, ["arms.zero_shot.generation.max_new_tokens=4"]), study_dir)
+    plan = plan_study(load_study_config(smoke_config, ["arms.zero_shot.generation.max_new_tokens=4"])).by_id()
     assert [plan[run_id].arm for run_id in zero_shot.done] == ["zero_shot"]
 
     # New generation settings for an arm whose fine-tuned models were deleted: the fine-tunes
     # (same ids: same data and training) are rebuilt, then evaluated with the new settings.
     changed = ["arms.stl_baseline1.generation.num_beams=2"]
-    rerun = run_study(load_study_config(SMOKE, changed), study_dir)
-    plan = plan_study(load_study_config(SMOKE, changed)).by_id()
+    rerun = run_study(load_study_config(smoke_config, changed), study_dir)
+    plan = plan_study(load_study_config(smoke_config, changed)).by_id()
     assert sorted(plan[run_id].kind for run_id in rerun.done) == [EVALUATE, EVALUATE, FINETUNE, FINETUNE]
     assert {plan[run_id].arm for run_id in rerun.done} == {"stl_baseline1"}
     retrained = [run_id for run_id in rerun.done if plan[run_id].kind == FINETUNE]
@@ -161,10 +161,10 @@ def test_rerun_trains_nothing_and_a_changed_setting_reruns_only_its_runs(local_s
 
 
 @pytest.mark.slow
-def test_sigkilled_study_resumes_to_the_same_metrics(local_study: Path, tmp_path: Path) -> None:
+def test_sigkilled_study_resumes_to_the_same_metrics(smoke_config: Path, local_study: Path, tmp_path: Path) -> None:
     study_dir = tmp_path / "study"
     runner = subprocess.Popen(
-        [*CLI, "study", "run", str(SMOKE), "--out", str(study_dir)],
+        [*CLI, "study", "run", str(smoke_config), "--out", str(study_dir)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -185,7 +185,7 @@ def test_sigkilled_study_resumes_to_the_same_metrics(local_study: Path, tmp_path
         for run_id in finished_before
     }
 
-    resumed = run_study(load_study_config(SMOKE), study_dir)
+    resumed = run_study(load_study_config(smoke_config), study_dir)
     assert resumed.complete and resumed.already_done == len(finished_before)
     assert not finished_before & set(resumed.done)
     for run_id in finished_before:  # a finished run is never run again
@@ -196,7 +196,7 @@ def test_sigkilled_study_resumes_to_the_same_metrics(local_study: Path, tmp_path
     assert all_metrics(study_dir) == all_metrics(local_study)
 
 
-def test_a_second_runner_is_refused(tmp_path: Path) -> None:
+def test_a_second_runner_is_refused(smoke_config: Path, tmp_path: Path) -> None:
     study_dir = tmp_path / "study"
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sys, time; from pathlib import Path; from quickstudy.study.lock import study_lock\n"
@@ -206,9 +206,9 @@ def test_a_second_runner_is_refused(tmp_path: Path) -> None:
     try:
         assert holder.stdout.readline().strip() == "locked"
         with pytest.raises(StudyError, match=f"another `study run` is running this study \\(pid {holder.pid} on "):
-            run_study(load_study_config(SMOKE), study_dir)
+            run_study(load_study_config(smoke_config), study_dir)
         refused = subprocess.run(
-            [*CLI, "study", "run", str(SMOKE), "--out", str(study_dir)], capture_output=True, text=True
+            [*CLI, "study", "run", str(smoke_config), "--out", str(study_dir)], capture_output=True, text=True
         )
         assert refused.returncode != 0 and "another `study run` is running this study" in refused.stderr
         assert refused.stderr.count("\n") == 1 and "Traceback" not in refused.stderr
@@ -220,16 +220,19 @@ def test_a_second_runner_is_refused(tmp_path: Path) -> None:
         pass
 
 
-def test_failed_runs_are_recorded_the_rest_go_on_and_retry_failed_reruns_them(tmp_path: Path) -> None:
+def test_failed_runs_are_recorded_the_rest_go_on_and_retry_failed_reruns_them(
+    smoke_config: Path, tmp_path: Path
+) -> None:
     """The instruction-tuned model is a checkpoint folder that does not exist yet: its runs fail."""
     from quickstudy.models.loading import load_model, save_model
     from quickstudy.models.spec import ModelSpec
 
     model_dir = tmp_path / "f_inst"
-    raw = yaml.safe_load(SMOKE.read_text())
+    raw = yaml.safe_load(smoke_config.read_text())
     config_path = smoke_variant(
+        smoke_config,
         tmp_path,
-        tasks={"seen": {"max_tasks": 1}, "unseen": {"names": ["task1390_wscfixed_coreference"]}},
+        tasks={"seen": {"max_tasks": 1}, "unseen": {"names": ["task066_coref_referent"]}},
         models={**raw["models"], "instruction_tuned": {"name_or_path": str(model_dir)}},
         arms=[arm for arm in raw["arms"] if arm["name"] in ("stl_baseline1", "zero_shot", "mtl_proposed")],
     )
@@ -254,11 +257,12 @@ def test_failed_runs_are_recorded_the_rest_go_on_and_retry_failed_reruns_them(tm
     assert os.getpid() not in {run_pid(study_dir, run_id) for run_id in retried.done}
 
 
-def test_mlflow_tracking_logs_each_run_to_a_sqlite_store(tmp_path: Path) -> None:
-    raw = yaml.safe_load(SMOKE.read_text())
+def test_mlflow_tracking_logs_each_run_to_a_sqlite_store(smoke_config: Path, tmp_path: Path) -> None:
+    raw = yaml.safe_load(smoke_config.read_text())
     config_path = smoke_variant(
+        smoke_config,
         tmp_path,
-        tasks={"seen": {"max_tasks": 1}, "unseen": {"names": ["task1390_wscfixed_coreference"]}},
+        tasks={"seen": {"max_tasks": 1}, "unseen": {"names": ["task066_coref_referent"]}},
         arms=[arm for arm in raw["arms"] if arm["name"] == "zero_shot"],
         tracking="mlflow",
     )
@@ -280,11 +284,11 @@ def test_mlflow_tracking_logs_each_run_to_a_sqlite_store(tmp_path: Path) -> None
 
 
 @pytest.mark.slow
-def test_ray_executor_gives_the_local_metrics(local_study: Path, tmp_path: Path) -> None:
+def test_ray_executor_gives_the_local_metrics(smoke_config: Path, local_study: Path, tmp_path: Path) -> None:
     ray = pytest.importorskip("ray")
     study_dir = tmp_path / "study"
     try:
-        result = run_study(load_study_config(SMOKE, ["executor.kind=ray", "executor.ray_num_cpus=2"]), study_dir)
+        result = run_study(load_study_config(smoke_config, ["executor.kind=ray", "executor.ray_num_cpus=2"]), study_dir)
     finally:
         ray.shutdown()
     assert result.complete and len(result.done) == 20

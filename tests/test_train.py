@@ -26,6 +26,8 @@ from quickstudy.train.stages import (
     training_texts,
 )
 
+pytestmark = pytest.mark.superni
+
 TASK = "task1152_bard_analogical_reasoning_causation"
 MTL_TASKS = [TASK, "task1622_disfl_qa_text_modication", "task391_causal_relationship"]
 

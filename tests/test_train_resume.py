@@ -10,10 +10,13 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
 from quickstudy.train.stages import load_train_run_config, run_train_config
+
+pytestmark = pytest.mark.superni
 
 TASK = "task1152_bard_analogical_reasoning_causation"
 
