@@ -412,6 +412,56 @@ def report_command(
         console.print(f"        {escape(str(path))}", highlight=False)
 
 
+# --- forecast command (issue 15: labels needed) -------------------------------
+
+
+@app.command("forecast")
+def forecast_command(
+    study_dir: Path = typer.Argument(..., help="Study directory (the --out of `study run`)."),
+    arm: str | None = typer.Option(None, "--arm", help="Only this arm (by name)."),
+    task: str | None = typer.Option(None, "--task", help="Only this task."),
+    target: str = typer.Option(
+        "sota", "--target", help="A ROUGE-L level (e.g. 70) or sota: each task's full-data no-instruction baseline."
+    ),
+    at: list[float] = typer.Option([], "--at", help="Also predict the score at this many instances per task."),
+    out: Path | None = typer.Option(None, "--out", help="Folder for forecast.json [default: STUDY_DIR/report]."),
+    bootstrap: int = typer.Option(1000, "--bootstrap", min=50, help="Bootstrap replicates for the 95% intervals."),
+    as_json: bool = typer.Option(False, "--json", help="Print forecast.json instead of the table."),
+) -> None:
+    """How many labels each task needs: learning-curve forecasts with 95% intervals, backtested."""
+    import json
+
+    from rich.table import Table
+
+    from quickstudy.files import write_json_atomic
+    from quickstudy.report.analysis import analyse
+    from quickstudy.report.forecast import FORECAST_FILE, forecast_study, parse_target
+    from quickstudy.report.forecast.blocks import LABELS_COLUMNS, LABELS_NUMERIC, backtest_rows, labels_rows
+    from quickstudy.report.results import collect_study
+
+    level = parse_target(target)
+    forecast = forecast_study(
+        analyse(collect_study(study_dir), n_boot=bootstrap), level, arm=arm, task=task, at=tuple(at)
+    )
+    path = (out if out is not None else study_dir / "report") / FORECAST_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(path, forecast.to_json())
+    if as_json:
+        print(json.dumps(forecast.to_json(), indent=1))
+        return
+    table = Table(title=f"Labels needed to reach {escape(forecast.target_label)}", title_justify="left")
+    for column, numeric in zip(LABELS_COLUMNS, LABELS_NUMERIC):
+        table.add_column(column, justify="right" if numeric else "left", no_wrap=column in ("task", "arm"))
+    for row in labels_rows(forecast, forecast.overall() + forecast.per_task()):
+        table.add_row(*[escape(cell) for cell in row])
+    console.print(table)
+    for row in backtest_rows(forecast):
+        console.print(escape(f"backtest {row[0]}: {row[1]} tasks, MAE {row[2]}, coverage {row[3]}: {row[5]}"))
+    for line in forecast.skipped:
+        console.print(escape(f"not forecast: {line}"))
+    console.print(f"forecast: {escape(str(path))}", highlight=False)
+
+
 # --- demo command (issue: built-in demo) -------------------------------------
 
 

@@ -23,6 +23,8 @@ from quickstudy.errors import StudyError
 from quickstudy.report.analysis import Analysis, analyse
 from quickstudy.report.document import to_html, to_markdown
 from quickstudy.report.figures import write_figures
+from quickstudy.report.forecast import FORECAST_FILE, forecast_study
+from quickstudy.report.forecast.figures import forecast_figures
 from quickstudy.report.results import METRICS, collect_study
 from quickstudy.report.sections import report_blocks, study_name
 from quickstudy.report.thesis import ThesisReading, thesis_reading
@@ -68,18 +70,21 @@ def build_report(
     out_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".report-", dir=out_dir))
     try:
+        forecast = forecast_study(analysis, seed=seed)
         figures = write_figures(analysis, staging / "figures", reading)
-        blocks = report_blocks(analysis, figures, reading)
+        figures += forecast_figures(forecast, staging / "figures")
+        blocks = report_blocks(analysis, figures, reading, forecast=forecast)
         (staging / "report.md").write_text(to_markdown(blocks, staging / "figures", staging), encoding="utf-8")
         (staging / "report.html").write_text(
             to_html(blocks, f"quickstudy report: {study_name(analysis)}"), encoding="utf-8"
         )
         (staging / "results.csv").write_text(results_csv(analysis), encoding="utf-8")
         (staging / "summary.json").write_text(json.dumps(summary(analysis, reading), indent=1), encoding="utf-8")
+        (staging / FORECAST_FILE).write_text(json.dumps(forecast.to_json(), indent=1), encoding="utf-8")
         (out_dir / "figures").mkdir(exist_ok=True)
         for figure in figures:
             os.replace(figure.path, out_dir / "figures" / figure.path.name)
-        for name in ("results.csv", "summary.json", "report.md", "report.html"):
+        for name in ("results.csv", "summary.json", FORECAST_FILE, "report.md", "report.html"):
             os.replace(staging / name, out_dir / name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -9,6 +9,7 @@ from quickstudy.report.analysis import Analysis, Crossover
 from quickstudy.report.bootstrap import CellKey, Estimate
 from quickstudy.report.document import Block, Bullets, Heading, Image, Paragraph, Table
 from quickstudy.report.figures import Figure
+from quickstudy.report.forecast.answers import Forecast
 from quickstudy.report.thesis import ThesisReading, thesis_reading
 from quickstudy.report.thesis_sections import thesis_section
 
@@ -40,7 +41,9 @@ def study_name(analysis: Analysis) -> str:
     return str(analysis.results.config.get("name") or analysis.results.study_dir.name)
 
 
-def report_blocks(analysis: Analysis, figures: list[Figure], reading: ThesisReading | None = None) -> list[Block]:
+def report_blocks(
+    analysis: Analysis, figures: list[Figure], reading: ThesisReading | None = None, forecast: Forecast | None = None
+) -> list[Block]:
     """Every section in reading order."""
     by_name = {figure.name: figure for figure in figures}
     reading = reading or thesis_reading(analysis)
@@ -50,6 +53,10 @@ def report_blocks(analysis: Analysis, figures: list[Figure], reading: ThesisRead
     blocks += _answers(analysis)
     blocks += thesis_section(reading, by_name)
     blocks += _curves(analysis, by_name)
+    if forecast is not None:
+        from quickstudy.report.forecast.blocks import forecast_blocks  # it formats with this module's helpers
+
+        blocks += forecast_blocks(forecast, by_name)
     blocks += _categories(analysis, by_name)
     blocks += _tasks(analysis)
     blocks += _notes(analysis)
