@@ -154,6 +154,90 @@ def data_synth(
     )  # fmt: skip
 
 
+@data_app.command("import")
+def data_import(
+    sources: list[str] = typer.Argument(
+        ...,
+        help="Files (.jsonl .json .csv .tsv .parquet), save_to_disk folders (FOLDER[:SPLIT]), hf:NAME[:CONFIG][:SPLIT], "
+        "or task config files (.yaml: a list of tasks with the fields below).",
+    ),
+    out: Path = typer.Option(..., "--out", help="Collection folder to add the tasks to (created if needed)."),
+    name: str | None = typer.Option(None, "--name", help="Task name [default: the source's file name]."),
+    definition: str | None = typer.Option(None, "--definition", help="The instruction paragraph, or @FILE."),
+    input_field: str = typer.Option("input", "--input-field", help="Column holding the input text."),
+    output_field: str = typer.Option(
+        "output", "--output-field", help="Column holding the output: a string or a list of references."
+    ),
+    category: str | None = typer.Option(None, "--category", help="The task's category (per-category tables)."),
+    examples: int = typer.Option(
+        0, "--examples", min=0, help="Take the first N rows as positive examples (removed from the instances)."
+    ),
+    seen: bool = typer.Option(
+        False, "--seen", help="A pre-finetuning (seen) task: listed in train_tasks.txt, not test_tasks.txt."
+    ),
+    split: str = typer.Option("default", "--split", help="Split folder under splits/ to list the tasks in."),
+    replace: bool = typer.Option(False, "--replace", help="Overwrite tasks that already exist."),
+    skip_bad: bool = typer.Option(False, "--skip-bad", help="Drop bad rows (counted) instead of refusing the source."),
+) -> None:
+    """Turn input/output rows plus an instruction paragraph into SuperNI task files and split lists."""
+    from quickstudy.data.importing import imported_tasks, task_imports, write_imported
+
+    fields = {"input_field": input_field, "output_field": output_field, "category": category, "examples": examples}
+    specs = task_imports(sources, name, definition=definition, seen=seen, **fields)
+    tasks = imported_tasks(specs, skip_bad=skip_bad)
+    write_imported(out, tasks, split=split, replace=replace)
+    for task in tasks:
+        skipped = f", {len(task.bad_rows)} bad rows skipped" if task.bad_rows else ""
+        role = "seen (pre-finetuning)" if task.seen else "unseen"
+        console.print(
+            f"{out}: task {task.name} ({role}): {task.n_instances} instances, {task.n_examples} examples{skipped}",
+            markup=False, highlight=False, soft_wrap=True,
+        )  # fmt: skip
+
+
+@data_app.command("leaks")
+def data_leaks(
+    collection: Path = typer.Argument(..., help="Collection folder (tasks/ and splits/, or bare task files)."),
+    split: str = typer.Option("default", help="Split folder under splits/."),
+    n_test: int = typer.Option(100, help="Test instances per unseen task (its first ones)."),
+    n_validation: int = typer.Option(10, help="Validation instances per unseen task (the next ones)."),
+    as_json: bool = typer.Option(False, "--json", help="Print every leaked input and the counts as JSON."),
+) -> None:
+    """Test and validation inputs of unseen tasks that also occur in another task's training data."""
+    import json
+
+    from rich.table import Table
+
+    from quickstudy.data.collection import Collection
+    from quickstudy.data.leaks import leak_audit
+    from quickstudy.data.splits import SplitConfig
+
+    tasks = Collection(collection)
+    lists = tasks.split(split)
+    audit = leak_audit(tasks, lists.train, lists.test, SplitConfig(n_test=n_test, n_validation=n_validation))
+    if as_json:
+        print(json.dumps(audit.to_json(), indent=1, ensure_ascii=False))
+        return
+    own = sum(audit.own_train_removed.values())
+    console.print(
+        f"{collection}: {len(lists.test)} unseen, {len(lists.train)} seen tasks; {own} train instance(s) repeating "
+        f"their own task's test/validation inputs (already removed by the split)",
+        markup=False, highlight=False, soft_wrap=True,
+    )  # fmt: skip
+    pairs = audit.pairs()
+    if not pairs:
+        console.print("no test or validation input of an unseen task occurs in another task's training data")
+        return
+    table = Table(title="held-out inputs of an unseen task found in another task's training data")
+    for column in ("unseen task", "found in", "as", "test", "validation", "its instances"):
+        numeric = column in ("test", "validation", "its instances")
+        table.add_column(column, justify="right" if numeric else "left", no_wrap=not numeric)
+    for pair in pairs:
+        row = (pair.unseen_task, pair.other_task, pair.other_role, pair.test, pair.validation, pair.other_instances)
+        table.add_row(*map(str, row))
+    console.print(table)
+
+
 # --- prompts command (issue: encodings) --------------------------------------
 
 
