@@ -11,7 +11,8 @@ import pytest
 
 from quickstudy.errors import ConfigError
 from quickstudy.study.config import load_study_config
-from quickstudy.study.plan import EVALUATE, FINETUNE, PREFINETUNE, StudyPlan, plan_study
+from quickstudy.study.layout import RunKind
+from quickstudy.study.plan import StudyPlan, plan_study
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -31,15 +32,15 @@ def test_thesis_plan_counts_on_the_official_split(sample_dir: Path, thesis_plan:
     plan = thesis_plan
     unseen = len((sample_dir / "official-splits/default/test_tasks.txt").read_text().split())
     assert unseen == 119 and len(plan.unseen_tasks) == 119
-    finetunes = [run for run in plan.runs if run.kind == FINETUNE]
+    finetunes = [run for run in plan.runs if run.kind == RunKind.FINETUNE]
     assert sum(run.setting == "stl" for run in finetunes) == 119 * 7
     assert sum(run.setting == "mtl" for run in finetunes) == 6
-    assert sum(run.kind == PREFINETUNE for run in plan.runs) == 1
-    evaluates = [run for run in plan.runs if run.kind == EVALUATE]
+    assert sum(run.kind == RunKind.PREFINETUNE for run in plan.runs) == 1
+    evaluates = [run for run in plan.runs if run.kind == RunKind.EVALUATE]
     assert len(evaluates) == 119 * 7 + 6 + 1
     assert plan.counts() == {
         "total": 1 + 2 * (119 * 7 + 6) + 1,
-        "by_kind": {PREFINETUNE: 1, FINETUNE: 839, EVALUATE: 840},
+        "by_kind": {RunKind.PREFINETUNE: 1, RunKind.FINETUNE: 839, RunKind.EVALUATE: 840},
         "by_arm": {
             "base_prefinetuned": 1,
             "stl_proposed": 119 * 4 * 2,
@@ -58,27 +59,35 @@ def test_thesis_plan_counts_on_the_official_split(sample_dir: Path, thesis_plan:
 def test_thesis_plan_encodes_the_study(thesis_plan: StudyPlan) -> None:
     plan = thesis_plan
     by_id = plan.by_id()
-    (prefinetune,) = [run for run in plan.runs if run.kind == PREFINETUNE]
-    assert prefinetune.spec["model"]["spec"]["name_or_path"] == "google/t5-xl-lm-adapt"
-    assert prefinetune.spec["encoding"] == "input_only" and prefinetune.spec["per_task"] == 100
-    assert len(prefinetune.spec["tasks"]) == 756  # the sample's readable train list (the official one has 757)
+    (prefinetune,) = [run for run in plan.runs if run.kind == RunKind.PREFINETUNE]
+    assert prefinetune.model["spec"]["name_or_path"] == "google/t5-xl-lm-adapt"
+    assert prefinetune.encoding == "input_only" and prefinetune.per_task == 100
+    assert len(prefinetune.tasks) == 756  # the sample's readable train list (the official one has 757)
     for run in plan.runs:
         for upstream in run.depends_on:
             assert plan.runs.index(by_id[upstream]) < plan.runs.index(run)
-    baseline1 = [run for run in plan.runs if run.arm in ("stl_baseline1", "mtl_baseline1") and run.kind == FINETUNE]
+    baseline1 = [
+        run for run in plan.runs if run.arm in ("stl_baseline1", "mtl_baseline1") and run.kind == RunKind.FINETUNE
+    ]
     assert baseline1 and all(run.depends_on == (prefinetune.id,) and run.size == "200" for run in baseline1)
-    proposed = [run for run in plan.runs if run.arm == "stl_proposed" and run.kind == FINETUNE]
+    proposed = [run for run in plan.runs if run.arm == "stl_proposed" and run.kind == RunKind.FINETUNE]
     assert {run.size for run in proposed} == {"100", "200", "1000", "all"}
-    assert all(run.spec["model"]["spec"]["name_or_path"] == "allenai/tk-instruct-3b-def-pos" for run in proposed)
-    assert all(run.spec["encoding"] == "def_pos2" and run.seed == 1 for run in proposed)
-    training = proposed[0].spec["training"]
+    assert all(run.model["spec"]["name_or_path"] == "allenai/tk-instruct-3b-def-pos" for run in proposed)
+    assert all(run.encoding == "def_pos2" and run.seed == 1 for run in proposed)
+    # the meaning the report reads is written by the plan, not guessed from names
+    assert all(
+        run.instructions and not run.start_is_prefinetuned and run.start_role == "instruction_tuned" for run in proposed
+    )
+    assert all(run.start_is_prefinetuned and run.instructions is False for run in baseline1)
+    assert prefinetune.role == "base_prefinetuned" and prefinetune.start_role == "base" and not prefinetune.instructions
+    training = proposed[0].training
     assert (training["learning_rate"], training["lr_scheduler"], training["num_epochs"]) == (5e-5, "constant", 2.0)
     assert (training["max_source_length"], training["max_target_length"], training["precision"]) == (1024, 128, "bf16")
     (zero_shot,) = [run for run in plan.runs if run.setting == "zero_shot"]
-    assert zero_shot.kind == EVALUATE and zero_shot.depends_on == () and len(zero_shot.spec["tasks"]) == 119
-    assert zero_shot.spec["generation"] == {"batch_size": 16, "max_new_tokens": 128, "num_beams": 1}
-    evaluated = {run.depends_on[0] for run in plan.runs if run.kind == EVALUATE and run.depends_on}
-    assert evaluated == {run.id for run in plan.runs if run.kind == FINETUNE}
+    assert zero_shot.kind == RunKind.EVALUATE and zero_shot.depends_on == () and len(zero_shot.tasks) == 119
+    assert zero_shot.generation == {"batch_size": 16, "max_new_tokens": 128, "num_beams": 1}
+    evaluated = {run.depends_on[0] for run in plan.runs if run.kind == RunKind.EVALUATE and run.depends_on}
+    assert evaluated == {run.id for run in plan.runs if run.kind == RunKind.FINETUNE}
 
 
 @pytest.mark.superni
@@ -120,13 +129,13 @@ def test_smoke_config_resolves_the_collection_next_to_the_config(synth_collectio
     assert Path(smoke.collection) == (CONFIGS.parent / "demo-study" / "collection").resolve()
     plan = plan_study(load_study_config(CONFIGS / "smoke.yaml", [f"collection={synth_collection}"]))
     assert len(plan.unseen_tasks) == 2 and len(plan.seen_tasks) == 2
-    assert sum(run.kind == PREFINETUNE for run in plan.runs) == 1
+    assert sum(run.kind == RunKind.PREFINETUNE for run in plan.runs) == 1
 
 
 def test_a_role_no_arm_starts_from_is_not_built(smoke_config: Path) -> None:
     plan = plan_study(load_study_config(smoke_config, ["arms.stl_baseline1.start=base"]))
-    assert not any(run.kind == PREFINETUNE for run in plan.runs)
-    assert all(not run.depends_on for run in plan.runs if run.kind == FINETUNE)
+    assert not any(run.kind == RunKind.PREFINETUNE for run in plan.runs)
+    assert all(not run.depends_on for run in plan.runs if run.kind == RunKind.FINETUNE)
 
 
 @pytest.mark.parametrize(
@@ -175,7 +184,7 @@ def test_overrides_are_yaml_scalars_and_paths_are_relative_to_the_cwd(synth_coll
     assert config.seeds == [1, 2] and config.keep_checkpoints is True and config.splits.n_test == 5
     assert config.arms[0].sizes == ["4"]
     plan = plan_study(config)
-    assert {run.seed for run in plan.runs if run.kind == FINETUNE} == {1, 2}
+    assert {run.seed for run in plan.runs if run.kind == RunKind.FINETUNE} == {1, 2}
 
 
 def test_plan_command_prints_the_issue_json_layout(smoke_config: Path, tmp_path: Path) -> None:
@@ -197,11 +206,11 @@ def test_plan_command_prints_the_issue_json_layout(smoke_config: Path, tmp_path:
 def test_an_instruction_tuned_model_can_be_built_by_prefinetuning_with_instructions(smoke_config: Path) -> None:
     built = "models.instruction_tuned={prefinetune: {from: base, encoding: def_pos2, per_task: 4}}"
     plan = plan_study(load_study_config(smoke_config, [built]))
-    prefinetunes = {run.spec["role"]: run for run in plan.runs if run.kind == PREFINETUNE}
+    prefinetunes = {run.role: run for run in plan.runs if run.kind == RunKind.PREFINETUNE}
     assert set(prefinetunes) == {"instruction_tuned", "base_prefinetuned"}
-    assert prefinetunes["instruction_tuned"].spec["encoding"] == "def_pos2"
+    assert prefinetunes["instruction_tuned"].encoding == "def_pos2"
     assert prefinetunes["instruction_tuned"].id != prefinetunes["base_prefinetuned"].id
-    proposed = [run for run in plan.runs if run.arm == "stl_proposed" and run.kind == FINETUNE]
+    proposed = [run for run in plan.runs if run.arm == "stl_proposed" and run.kind == RunKind.FINETUNE]
     assert proposed and all(run.depends_on == (prefinetunes["instruction_tuned"].id,) for run in proposed)
     (zero_shot,) = [run for run in plan.runs if run.setting == "zero_shot"]
     assert zero_shot.depends_on == (prefinetunes["instruction_tuned"].id,)

@@ -19,12 +19,12 @@ import yaml
 from quickstudy.errors import StudyError
 from quickstudy.study.config import load_study_config
 from quickstudy.study.execute import checkpoint_dir
+from quickstudy.study.layout import RunKind
 from quickstudy.study.lock import study_lock
-from quickstudy.study.plan import EVALUATE, FINETUNE, PREFINETUNE, plan_study
+from quickstudy.study.plan import plan_study
 from quickstudy.study.runner import run_study
 from quickstudy.study.status import study_status
 
-PROJECT = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-m", "quickstudy.cli"]
 
 
@@ -98,7 +98,7 @@ def test_smoke_study_writes_the_study_directory_layout(smoke_config: Path, local
         assert spec["depends_on"] == list(run.depends_on)
         status = json.loads((folder / "status.json").read_text())
         assert status["state"] == "done" and status["error"] is None and status["device"] == "cpu"
-        if run.kind == EVALUATE:
+        if run.kind == RunKind.EVALUATE:
             lines = [json.loads(line) for line in (folder / "predictions.jsonl").read_text().splitlines()]
             assert len(lines) == 8 * len(spec["tasks"])  # n_test = 8 per task
             assert all(set(line["scores"]) == {"exact_match", "rouge1", "rougeL"} for line in lines)
@@ -107,12 +107,12 @@ def test_smoke_study_writes_the_study_directory_layout(smoke_config: Path, local
             assert metrics["overall"]["n"] == len(lines)
             mean = sum(line["scores"]["rougeL"] for line in lines) / len(lines)
             assert metrics["overall"]["rougeL"] == pytest.approx(mean, abs=1e-3)
-        if run.kind == FINETUNE:  # evaluated, so its model is gone; the counts the report reads stay
+        if run.kind == RunKind.FINETUNE:  # evaluated, so its model is gone; the counts the report reads stay
             assert not checkpoint_dir(local_study, run.id).exists()
             assert set(spec["train_pool"]) == set(spec["train_instances"]) == set(spec["tasks"])
             for task, count in spec["train_instances"].items():
                 assert count == (spec["train_pool"][task] if run.size == "all" else int(run.size))
-        if run.kind == PREFINETUNE:  # kept: pre-finetuned models are reused
+        if run.kind == RunKind.PREFINETUNE:  # kept: pre-finetuned models are reused
             assert checkpoint_dir(local_study, run.id).is_dir()
             assert spec["train_instances"] == {task: 4 for task in spec["tasks"]}
     status = study_status(local_study).to_json()
@@ -153,9 +153,14 @@ def test_rerun_trains_nothing_and_a_changed_setting_reruns_only_its_runs(
     changed = ["arms.stl_baseline1.generation.num_beams=2"]
     rerun = run_study(load_study_config(smoke_config, changed), study_dir)
     plan = plan_study(load_study_config(smoke_config, changed)).by_id()
-    assert sorted(plan[run_id].kind for run_id in rerun.done) == [EVALUATE, EVALUATE, FINETUNE, FINETUNE]
+    assert sorted(plan[run_id].kind for run_id in rerun.done) == [
+        RunKind.EVALUATE,
+        RunKind.EVALUATE,
+        RunKind.FINETUNE,
+        RunKind.FINETUNE,
+    ]
     assert {plan[run_id].arm for run_id in rerun.done} == {"stl_baseline1"}
-    retrained = [run_id for run_id in rerun.done if plan[run_id].kind == FINETUNE]
+    retrained = [run_id for run_id in rerun.done if plan[run_id].kind == RunKind.FINETUNE]
     assert all((local_study / "runs" / run_id).is_dir() for run_id in retrained)
     assert all(start_count(study_dir, run_id) == 2 for run_id in retrained)
 
@@ -280,7 +285,7 @@ def test_mlflow_tracking_logs_each_run_to_a_sqlite_store(smoke_config: Path, tmp
     assert metrics["rougeL"] == pytest.approx(expected["rougeL"]) and metrics["exact_match"] == pytest.approx(
         expected["exact_match"]
     )
-    assert params["arm"] == "zero_shot" and params["encoding"] == "def_pos2" and params["kind"] == EVALUATE
+    assert params["arm"] == "zero_shot" and params["encoding"] == "def_pos2" and params["kind"] == RunKind.EVALUATE
 
 
 @pytest.mark.slow

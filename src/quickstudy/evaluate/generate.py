@@ -10,7 +10,7 @@ the new tokens are decoded.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +19,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from quickstudy.data.records import Instance, Task
 from quickstudy.evaluate.metrics import RougeMetrics, score_records
-from quickstudy.evaluate.predictions import PredictionRecord, write_predictions
+from quickstudy.evaluate.predictions import METRICS_FILE, PREDICTIONS_FILE, PredictionRecord, write_predictions
 from quickstudy.files import write_text_atomic
 from quickstudy.prompts.features import decoder_prompt_ids
-
-PREDICTIONS_FILE = "predictions.jsonl"
-METRICS_FILE = "metrics.json"
 
 
 def generate_texts(
@@ -37,8 +34,10 @@ def generate_texts(
     num_beams: int = 1,
     max_source_length: int | None = None,
     progress: bool = True,
+    on_batch: Callable[[int, int], None] | None = None,
 ) -> list[str]:
-    """The model's output text for every prompt, in the prompts' order."""
+    """The model's output text for every prompt, in the prompts' order; `on_batch(done, total)`
+    after every batch."""
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
     seq2seq = bool(getattr(model.config, "is_encoder_decoder", False))
@@ -69,6 +68,8 @@ def generate_texts(
                 for index, text in zip(batch, texts):
                     outputs[index] = text
                 bar.advance(job, len(batch))
+                if on_batch is not None:
+                    on_batch(start + len(batch), len(order))
     finally:
         model.train(was_training)
     return outputs

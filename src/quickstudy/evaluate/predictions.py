@@ -30,6 +30,10 @@ from quickstudy.data.collection import Collection
 from quickstudy.errors import PredictionsError
 from quickstudy.files import write_text_atomic
 
+# An evaluation's two files in its output folder (evaluate_model writes them, the report reads them).
+PREDICTIONS_FILE = "predictions.jsonl"
+METRICS_FILE = "metrics.json"
+
 
 class InstanceScores(NamedTuple):
     """One prediction's scores, x100, each the maximum over the references."""
@@ -103,6 +107,8 @@ def _parsed_line(line: str, where: str) -> dict[str, Any]:
         raw = json.loads(line)
     except json.JSONDecodeError as error:
         raise PredictionsError(f"{where}: not valid JSON ({error.msg})") from None
+    except (ValueError, RecursionError) as error:  # a 5000-digit number; 100,000 nested lists
+        raise PredictionsError(f"{where}: not valid JSON ({str(error).split(':')[0] or 'nested too deeply'})") from None
     if not isinstance(raw, dict):
         raise PredictionsError(f"{where}: a line must be a JSON object")
     return raw

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,12 +19,23 @@ import numpy as np
 import yaml
 
 from quickstudy.errors import PredictionsError, StudyError
+from quickstudy.evaluate.predictions import PREDICTIONS_FILE
+from quickstudy.study.layout import (
+    CONFIG_FILE,
+    PLAN_FILE,
+    RUNS_DIR,
+    SPEC_FILE,
+    STATUS_FILE,
+    ZERO_SHOT_SIZE,
+    RunKind,
+    RunSpec,
+    RunState,
+    known_setting,
+    read_run_spec,
+    run_spec_from_json,
+)
 
 METRICS = ("rougeL", "exact_match", "rouge1")
-NO_INSTRUCTION_ENCODINGS = frozenset({"input_only", "none"})
-PREFINETUNED_BASE_ROLES = frozenset({"base_prefinetuned", "f_m1", "fm1"})
-ZERO_SHOT_SIZE = "0"
-BASELINE_NAME = re.compile(r"baseline|(^|[_-])b\d", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -33,18 +43,18 @@ class RunRecord:
     """One run directory: what it is (spec.json) and how it ended (status.json)."""
 
     run_id: str
-    kind: str
+    kind: RunKind
     arm: str | None
     setting: str | None
     size: str | None
     seed: int | None
     task: str | None
-    state: str  # done | failed | pending
+    state: RunState
+    spec: RunSpec = field(compare=False, repr=False)
     error: str | None = None
     wall_seconds: float | None = None
     gpu_hours: float | None = None
     device: str | None = None
-    spec: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -59,12 +69,7 @@ class Arm:
     role: str
     start: str | None = None
     encoding: str | None = None
-
-    @property
-    def from_prefinetuned_base(self) -> bool:
-        """True for the thesis's baseline 1: the base model pre-finetuned without instructions."""
-        start = (self.start or "").lower()
-        return start in PREFINETUNED_BASE_ROLES or "prefinetun" in start
+    from_prefinetuned_base: bool = False  # the thesis's baseline 1: a start model pre-finetuned by the study
 
 
 @dataclass(frozen=True)
@@ -96,18 +101,18 @@ class StudyResults:
 def collect_study(study_dir: Path) -> StudyResults:
     """Read `study_dir` (study.yaml, runs/*/spec.json, status.json, predictions.jsonl)."""
     study_dir = Path(study_dir)
-    runs_dir = study_dir / "runs"
+    runs_dir = study_dir / RUNS_DIR
     if not study_dir.is_dir():
         raise StudyError(f"{study_dir}: no such study directory")
-    if not runs_dir.is_dir() and not (study_dir / "study.yaml").is_file():
-        raise StudyError(f"{study_dir}: not a study directory (no study.yaml and no runs/)")
-    config = _read_config(study_dir / "study.yaml")
+    if not runs_dir.is_dir() and not (study_dir / CONFIG_FILE).is_file():
+        raise StudyError(f"{study_dir}: not a study directory (no {CONFIG_FILE} and no {RUNS_DIR}/)")
+    config = _read_config(study_dir / CONFIG_FILE)
     runs = [_read_run(d) for d in sorted(runs_dir.iterdir()) if d.is_dir()] if runs_dir.is_dir() else []
-    runs = _planned_runs(study_dir / "plan.json", [run for run in runs if run is not None])
+    runs = _planned_runs(study_dir / PLAN_FILE, [run for run in runs if run is not None])
     scored = [
-        _read_scores(run, runs_dir / run.run_id / "predictions.jsonl")
+        _read_scores(run, runs_dir / run.run_id / PREDICTIONS_FILE)
         for run in runs
-        if run.kind == "evaluate" and run.state == "done"
+        if run.kind == RunKind.EVALUATE and run.state == RunState.DONE
     ]
     categories: dict[str, str] = {}
     for run_scores in scored:
@@ -145,7 +150,8 @@ def _planned_runs(plan_path: Path, found: list[RunRecord]) -> list[RunRecord]:
     for entry in entries:
         if not isinstance(entry, dict) or "id" not in entry:
             raise StudyError(f"{plan_path}: every entry of 'runs' needs an 'id'")
-        runs.append(by_id.get(str(entry["id"])) or _run_record(entry, {}, str(entry["id"])))
+        run_id = str(entry["id"])
+        runs.append(by_id.get(run_id) or _run_record(run_spec_from_json(entry, f"{plan_path}: {run_id}"), {}))
     return runs
 
 
@@ -160,33 +166,30 @@ def _read_config(path: Path) -> dict[str, Any]:
 
 
 def _read_run(run_dir: Path) -> RunRecord | None:
-    spec_path = run_dir / "spec.json"
+    spec_path = run_dir / SPEC_FILE
     if not spec_path.is_file():
         return None  # a run directory still being created
-    spec = _read_json(spec_path)
-    if not isinstance(spec, dict):
-        raise StudyError(f"{spec_path}: expected a JSON object")
-    status_path = run_dir / "status.json"
+    spec = read_run_spec(spec_path)
+    status_path = run_dir / STATUS_FILE
     status = _read_json(status_path) if status_path.is_file() else {}
-    return _run_record(spec, status if isinstance(status, dict) else {}, run_dir.name)
+    return _run_record(spec, status if isinstance(status, dict) else {})
 
 
-def _run_record(spec: dict[str, Any], status: dict[str, Any], default_id: str) -> RunRecord:
-    state = str(status.get("state", "pending"))
-    setting = spec.get("setting")
-    size = spec.get("size")
-    if setting == "zero_shot" and size in (None, "", 0):
+def _run_record(spec: RunSpec, status: dict[str, Any]) -> RunRecord:
+    state = status.get("state")
+    size = spec.size
+    setting = known_setting(spec.setting)
+    if setting is not None and not setting.trains and size in (None, ""):
         size = ZERO_SHOT_SIZE
-    seed = spec.get("seed")
     return RunRecord(
-        run_id=str(spec.get("id", default_id)),
-        kind=str(spec.get("kind", "unknown")),
-        arm=spec.get("arm"),
-        setting=setting,
-        size=None if size is None else str(size),
-        seed=int(seed) if isinstance(seed, (int, float)) else None,
-        task=spec.get("task"),
-        state=state if state in ("done", "failed") else "pending",
+        run_id=spec.id,
+        kind=spec.kind,
+        arm=spec.arm,
+        setting=spec.setting,
+        size=size,
+        seed=spec.seed,
+        task=spec.task,
+        state=RunState(state) if state in (RunState.DONE, RunState.FAILED) else RunState.PENDING,
         error=_first_line(status.get("error")),
         wall_seconds=_number(status.get("wall_seconds")),
         gpu_hours=_number(status.get("gpu_hours")),
@@ -225,8 +228,8 @@ def _read_scores(run: RunRecord, path: Path) -> RunScores:
                 row = {metric: float(scores[metric]) for metric in METRICS}
             except json.JSONDecodeError as error:
                 raise PredictionsError(f"{path}:{number}: not valid JSON ({error.msg})") from None
-            except (KeyError, TypeError, ValueError, AttributeError) as error:
-                raise PredictionsError(f"{path}:{number}: missing or malformed field {error}") from None
+            except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as error:
+                raise PredictionsError(f"{path}:{number}: missing or malformed field ({str(error)[:80]})") from None
             tasks.append(task)
             ids.append(instance_id)
             for metric in METRICS:
@@ -253,41 +256,47 @@ def declared_arms(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {str(arm["name"]): arm for arm in declared if isinstance(arm, dict) and "name" in arm}
 
 
-def _start_of(source: dict[str, Any]) -> str | None:
-    for key in ("start", "start_model", "model_role", "start_role", "from"):
-        if isinstance(source.get(key), str):
-            return source[key]
-    return None
-
-
 def _arms(runs: list[RunRecord], config: dict[str, Any]) -> dict[tuple[str, str], Arm]:
+    """Each arm's role, start and encoding, read from its evaluate runs' specs (those that
+    record their meaning first; a plan entry alone falls back on the arm study.yaml declares)."""
     declared = declared_arms(config)
     arms: dict[tuple[str, str], Arm] = {}
-    for run in runs:
-        if run.arm is None or run.setting is None or run.kind != "evaluate":
-            continue
+    evaluated = [
+        run for run in runs if run.arm is not None and run.setting is not None and run.kind == RunKind.EVALUATE
+    ]
+    for run in sorted(evaluated, key=lambda run: run.spec.instructions is None):
         key = (run.setting, run.arm)
         if key in arms:
             continue
-        source = {**declared.get(run.arm, {}), **run.spec}
-        encoding = source.get("encoding") if isinstance(source.get("encoding"), str) else None
+        spec = run.spec if run.spec.instructions is not None else _declared_spec(run, declared.get(run.arm, {}))
         arms[key] = Arm(
             name=run.arm,
             setting=run.setting,
-            role=_role(run.arm, run.setting, encoding),
-            start=_start_of(source),
-            encoding=encoding,
+            role=_role(run.setting, spec.instructions),
+            start=spec.start_role,
+            encoding=spec.encoding,
+            from_prefinetuned_base=spec.start_is_prefinetuned,
         )
     return arms
 
 
-def _role(name: str, setting: str, encoding: str | None) -> str:
-    """Arm role: from the setting and encoding; the arm's name only when the encoding is unknown."""
-    if setting == "zero_shot":
+def _declared_spec(run: RunRecord, declared: dict[str, Any]) -> RunSpec:
+    """The meaning of a run whose spec does not record it, from the arm as study.yaml declares it."""
+    encoding = declared.get("encoding")
+    raw = {"id": run.run_id, "kind": run.kind.value, "start": declared.get("start")}
+    if isinstance(encoding, str):
+        raw["encoding"] = encoding
+    elif isinstance(encoding, dict):
+        raw["encoding_options"] = encoding
+    return run_spec_from_json(raw, f"{CONFIG_FILE}: arms.{run.arm}")
+
+
+def _role(setting_name: str, instructions: bool | None) -> str:
+    """Arm role: zero-shot for a setting that trains nothing, else from whether its prompts carry instructions."""
+    setting = known_setting(setting_name)
+    if setting is not None and not setting.trains:
         return "zero_shot"
-    if encoding is not None:
-        return "baseline" if encoding in NO_INSTRUCTION_ENCODINGS else "proposed"
-    return "baseline" if BASELINE_NAME.search(name) else "proposed"
+    return "baseline" if instructions is False else "proposed"
 
 
 def _task_counts(value: Any, task: str | None) -> dict[str, int]:
@@ -302,15 +311,15 @@ def _task_counts(value: Any, task: str | None) -> dict[str, int]:
 def _train_pool(runs: list[RunRecord]) -> dict[str, int]:
     pool: dict[str, int] = {}
     for run in runs:
-        if run.kind == "prefinetune":
+        if run.kind == RunKind.PREFINETUNE:
             continue  # its counts are of seen tasks
-        pool.update(_task_counts(run.spec.get("train_pool"), run.task))
+        pool.update(_task_counts(run.spec.train_pool, run.task))
     return pool
 
 
 def _train_instances(runs: list[RunRecord]) -> dict[str, dict[str, int]]:
     counts: dict[str, dict[str, int]] = defaultdict(dict)
     for run in runs:
-        if run.size is not None and run.kind != "prefinetune":
-            counts[run.size].update(_task_counts(run.spec.get("train_instances"), run.task))
+        if run.size is not None and run.kind != RunKind.PREFINETUNE:
+            counts[run.size].update(_task_counts(run.spec.train_instances, run.task))
     return dict(counts)

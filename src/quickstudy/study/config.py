@@ -29,6 +29,7 @@ from pydantic import (
 )
 
 from quickstudy.errors import ConfigError
+from quickstudy.study.layout import SETTINGS
 
 # Where the three conventional model roles come from (the thesis's f_inst, f_M, f_M1).
 ROLE_INSTRUCTION_TUNED = "instruction_tuned"
@@ -89,7 +90,7 @@ class Arm(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.\-]+$")
     start: str
     encoding: str | dict[str, Any]
-    setting: Literal["stl", "mtl", "zero_shot"]
+    setting: str  # a name in layout.SETTINGS
     sizes: list[str] = []
     training: dict[str, Any] = {}
     generation: dict[str, Any] = {}
@@ -103,11 +104,18 @@ class Arm(_Strict):
             return [str(size).strip() for size in value]
         return value
 
+    @field_validator("setting")
+    @classmethod
+    def _known_setting(cls, value: str) -> str:
+        if value not in SETTINGS:
+            raise ValueError(f"unknown setting {value!r}; valid settings: {', '.join(SETTINGS)}")
+        return value
+
     @model_validator(mode="after")
     def _sizes_match_setting(self) -> Arm:
-        if self.setting == "zero_shot" and self.sizes:
-            raise ValueError("a zero_shot arm trains nothing, so it takes no sizes")
-        if self.setting != "zero_shot" and not self.sizes:
+        if not SETTINGS[self.setting].trains and self.sizes:
+            raise ValueError(f"a {self.setting} arm trains nothing, so it takes no sizes")
+        if SETTINGS[self.setting].trains and not self.sizes:
             raise ValueError(f"a {self.setting} arm needs at least one size (sizes: [100, all])")
         return self
 

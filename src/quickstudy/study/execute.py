@@ -22,28 +22,36 @@ from typing import Any
 from quickstudy.data.collection import Collection
 from quickstudy.errors import QuickstudyError, StudyError
 from quickstudy.files import write_json_atomic
-from quickstudy.study.plan import EVALUATE, FINETUNE, PREFINETUNE, file_fingerprint
-from quickstudy.study.status import DONE, FAILED, run_dir
-
-TRAIN_DIR = "train"
-MODEL_DIR = "model"  # inside TRAIN_DIR, as train_model writes it
-TOKEN_CACHE_DIR = "cache/tokens"
+from quickstudy.study.layout import (
+    LOG_FILE,
+    SPEC_FILE,
+    STATUS_FILE,
+    TOKEN_CACHE_DIR,
+    TRAIN_DIR,
+    RunKind,
+    RunSpec,
+    RunState,
+    run_dir,
+)
+from quickstudy.study.plan import file_fingerprint
 
 
 @dataclass(frozen=True)
 class RunOutcome:
     run_id: str
-    state: str  # done | failed
+    state: RunState
     error: str | None = None
     wall_seconds: float = 0.0
 
 
 def checkpoint_dir(study_dir: Path, run_id: str) -> Path:
     """Where a training run's final model is (deleted once every run using it is done)."""
+    from quickstudy.train.loop import MODEL_DIR
+
     return run_dir(study_dir, run_id) / TRAIN_DIR / MODEL_DIR
 
 
-def execute_run(spec: dict[str, Any], study_dir: Path, reraise_unexpected: bool = False) -> RunOutcome:
+def execute_run(spec: RunSpec, study_dir: Path, reraise_unexpected: bool = False) -> RunOutcome:
     """Run one planned run and record how it ended in its status.json.
 
     A QuickstudyError (bad data, bad config) is recorded as the failure; any other
@@ -52,26 +60,26 @@ def execute_run(spec: dict[str, Any], study_dir: Path, reraise_unexpected: bool 
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # one bar over the study's runs; a run's own bars are noise under it
-    folder = run_dir(study_dir, spec["id"])
+    folder = run_dir(study_dir, spec.id)
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "status.json").unlink(missing_ok=True)
-    write_json_atomic(folder / "spec.json", spec)
+    (folder / STATUS_FILE).unlink(missing_ok=True)
+    write_json_atomic(folder / SPEC_FILE, spec.to_json())
     started = time.time()
-    log_line(folder, f"start {spec['kind']} on {socket.gethostname()} pid {os.getpid()}")
+    log_line(folder, f"start {spec.kind} on {socket.gethostname()} pid {os.getpid()}")
     try:
-        extra = {PREFINETUNE: train_run, FINETUNE: train_run, EVALUATE: evaluate_run}[spec["kind"]](spec, study_dir)
+        extra = (train_run if spec.kind.trains else evaluate_run)(spec, study_dir)
     except Exception as error:  # recorded, then re-raised only for the executor to retry
         message = one_line_error(error)
         log_line(folder, f"failed: {message}\n{traceback.format_exc()}")
-        write_status(folder, FAILED, started, error=message)
+        write_status(folder, RunState.FAILED, started, error=message)
         if reraise_unexpected and not isinstance(error, QuickstudyError):
             raise
-        return RunOutcome(spec["id"], FAILED, message, time.time() - started)
+        return RunOutcome(spec.id, RunState.FAILED, message, time.time() - started)
     if extra:
-        write_json_atomic(folder / "spec.json", {**spec, **extra})
-    write_status(folder, DONE, started)
+        write_json_atomic(folder / SPEC_FILE, RunSpec.model_validate({**spec.to_json(), **extra}).to_json())
+    write_status(folder, RunState.DONE, started)
     log_line(folder, "done")
-    return RunOutcome(spec["id"], DONE, None, time.time() - started)
+    return RunOutcome(spec.id, RunState.DONE, None, time.time() - started)
 
 
 def one_line_error(error: BaseException) -> str:
@@ -81,17 +89,17 @@ def one_line_error(error: BaseException) -> str:
 
 def log_line(folder: Path, text: str) -> None:
     stamp = datetime.now(UTC).isoformat(timespec="seconds")
-    with open(folder / "log.txt", "a", encoding="utf-8") as log:
+    with open(folder / LOG_FILE, "a", encoding="utf-8") as log:
         log.write(f"{stamp} {text}\n")
 
 
-def write_status(folder: Path, state: str, started: float, error: str | None = None) -> None:
+def write_status(folder: Path, state: RunState, started: float, error: str | None = None) -> None:
     finished = time.time()
     device, gpus = device_in_use()
     write_json_atomic(
-        folder / "status.json",
+        folder / STATUS_FILE,
         {
-            "state": state,
+            "state": state.value,
             "error": error,
             "started": datetime.fromtimestamp(started, UTC).isoformat(timespec="seconds"),
             "finished": datetime.fromtimestamp(finished, UTC).isoformat(timespec="seconds"),
@@ -114,29 +122,31 @@ def device_in_use() -> tuple[str, int]:
 # --- the three kinds of run ---------------------------------------------------------
 
 
-def train_run(spec: dict[str, Any], study_dir: Path) -> dict[str, Any]:
+def train_run(spec: RunSpec, study_dir: Path) -> dict[str, Any]:
     """Pre-finetune or fine-tune; returns the training-data counts the report reads."""
     from quickstudy.data.sampling import nested_samples, parse_size, prefinetune_instances
     from quickstudy.data.splits import SplitConfig, task_split
     from quickstudy.prompts.encoding import resolve_encoding
+    from quickstudy.study.progress import RunProgressFile
     from quickstudy.train.config import TrainConfig
     from quickstudy.train.loop import train_model
     from quickstudy.train.stages import TaskSelection, training_features
 
+    progress = RunProgressFile(study_dir, spec)  # read by the study's progress view
     loaded = load_start_model(spec, study_dir)
     # No per-step bar under the study's bar: a run's steps are in runs/<id>/train/train_log.jsonl.
-    training = TrainConfig.model_validate({**spec["training"], "progress_bar": False})
-    encoding = resolve_encoding(spec["encoding_options"] | {"name": spec["encoding"]})
-    seed = spec["seed"]
+    training = TrainConfig.model_validate({**spec.training, "progress_bar": False})
+    encoding = resolve_encoding(spec.encoding_options | {"name": spec.encoding})
+    seed = spec.seed
     selections = []
     train_pool: dict[str, int] = {}
     train_instances: dict[str, int] = {}
     for task in checked_tasks(spec):
-        if spec["kind"] == PREFINETUNE:
-            chosen = prefinetune_instances(task, spec["per_task"], seed)
+        if spec.kind == RunKind.PREFINETUNE:
+            chosen = prefinetune_instances(task, spec.per_task, seed)
         else:
-            split = task_split(task, SplitConfig(**spec["splits"]))
-            size = parse_size(spec["size"])
+            split = task_split(task, SplitConfig(**spec.splits))
+            size = parse_size(spec.size)
             chosen = nested_samples(split, [size], seed)[size.label]
             train_pool[task.name] = len(split.train)
         train_instances[task.name] = len(chosen)
@@ -144,12 +154,12 @@ def train_run(spec: dict[str, Any], study_dir: Path) -> dict[str, Any]:
     # Token ids are cached per (task, instances, encoding, tokenizer, lengths): the nested
     # sizes and repeated arms of a study re-read them instead of tokenizing again.
     encoded = training_features(selections, encoding, loaded, training, seed, cache_dir=study_dir / TOKEN_CACHE_DIR)
-    result = train_model(loaded, encoded, training, run_dir(study_dir, spec["id"]) / TRAIN_DIR)
+    result = train_model(loaded, encoded, training, run_dir(study_dir, spec.id) / TRAIN_DIR, progress.training)
     counts = {"train_instances": train_instances, "train_steps": result.steps, "final_loss": result.final_loss}
     return counts | ({"train_pool": train_pool} if train_pool else {})
 
 
-def evaluate_run(spec: dict[str, Any], study_dir: Path) -> dict[str, Any]:
+def evaluate_run(spec: RunSpec, study_dir: Path) -> dict[str, Any]:
     """Predict every test instance of the run's tasks; write predictions.jsonl and metrics.json."""
     import torch
 
@@ -157,23 +167,26 @@ def evaluate_run(spec: dict[str, Any], study_dir: Path) -> dict[str, Any]:
     from quickstudy.evaluate.generate import generate_predictions, predictions_for, write_evaluation
     from quickstudy.evaluate.metrics import RougeMetrics
     from quickstudy.prompts.encoding import PromptBuilder, resolve_encoding
+    from quickstudy.study.progress import RunProgressFile
 
+    progress = RunProgressFile(study_dir, spec)  # read by the study's progress view
     loaded = load_start_model(spec, study_dir, device="cuda" if torch.cuda.is_available() else None)
-    encoding = resolve_encoding(spec["encoding_options"] | {"name": spec["encoding"]})
+    encoding = resolve_encoding(spec.encoding_options | {"name": spec.encoding})
     per_task = []
     for task in checked_tasks(spec):
-        builder = PromptBuilder(task, encoding, loaded.tokenizer, spec["max_source_length"])
-        test = task_split(task, SplitConfig(**spec["splits"])).test
+        builder = PromptBuilder(task, encoding, loaded.tokenizer, spec.max_source_length)
+        test = task_split(task, SplitConfig(**spec.splits)).test
         per_task.append((task, test, [builder.build(instance.input) for instance in test]))
-    generation = spec["generation"]
+    generation = spec.generation
     outputs = generate_predictions(
         loaded,
         [built.text for _, _, prompts in per_task for built in prompts],
         batch_size=generation["batch_size"],
         max_new_tokens=generation["max_new_tokens"],
         num_beams=generation["num_beams"],
-        max_source_length=spec["max_source_length"],
+        max_source_length=spec.max_source_length,
         progress=False,
+        on_batch=progress.evaluating,
     )
     records, offset, metrics = [], 0, RougeMetrics()
     for task, test, prompts in per_task:
@@ -182,32 +195,34 @@ def evaluate_run(spec: dict[str, Any], study_dir: Path) -> dict[str, Any]:
         records += predictions_for(
             task, test, task_outputs, [p.text for p in prompts], [p.truncated for p in prompts], metrics
         )
-    write_evaluation(run_dir(study_dir, spec["id"]), records)
+    write_evaluation(run_dir(study_dir, spec.id), records)
     return {"test_instances": {task.name: len(test) for task, test, _ in per_task}}
 
 
-def load_start_model(spec: dict[str, Any], study_dir: Path, device: str | None = None) -> Any:
+def load_start_model(spec: RunSpec, study_dir: Path, device: str | None = None) -> Any:
     """The run's start model: a model spec, or the model an upstream run trained."""
     from quickstudy.models.loading import BaseModelCache, load_model
     from quickstudy.models.spec import ModelSpec
 
-    model = spec["model"]
+    model = spec.model
     if "spec" in model:
         return load_model(ModelSpec.model_validate(model["spec"]), device=device)
     path = checkpoint_dir(study_dir, model["run"])
     if not path.is_dir():
         raise StudyError(f"{path}: the model of run {model['run']} is missing; re-run the study to rebuild it")
-    if model["run"].startswith("ft-"):  # read once: keep it out of the cache, where the base model stays
+    if model["run"].startswith(
+        RunKind.FINETUNE.id_prefix + "-"
+    ):  # read once: keep it out of the cache, where the base model stays
         return load_model(ModelSpec(name_or_path=str(path)), device=device, cache=BaseModelCache(max_entries=0))
     return load_model(ModelSpec(name_or_path=str(path)), device=device)
 
 
-def checked_tasks(spec: dict[str, Any]) -> list[Any]:
+def checked_tasks(spec: RunSpec) -> list[Any]:
     """The run's tasks, each checked to be the file the run was planned with."""
-    collection = Collection(spec["collection"])
+    collection = Collection(spec.collection)
     tasks = []
-    for name in spec["tasks"]:
-        planned = spec["task_files"].get(name)
+    for name in spec.tasks:
+        planned = spec.task_files.get(name)
         found = file_fingerprint(collection.task_path(name))
         if planned is not None and found != planned:
             raise StudyError(
@@ -219,6 +234,8 @@ def checked_tasks(spec: dict[str, Any]) -> list[Any]:
 
 def remove_checkpoint(study_dir: Path, run_id: str) -> None:
     """Delete a training run's model and step checkpoints; its logs and spec stay."""
+    from quickstudy.train.loop import CHECKPOINTS_DIR, MODEL_DIR
+
     train_dir = run_dir(study_dir, run_id) / TRAIN_DIR
-    for name in (MODEL_DIR, "checkpoints"):
+    for name in (MODEL_DIR, CHECKPOINTS_DIR):
         shutil.rmtree(train_dir / name, ignore_errors=True)

@@ -17,13 +17,14 @@ from typing import Any, Protocol
 from quickstudy.errors import ConfigError
 from quickstudy.study.config import ExecutorConfig
 from quickstudy.study.execute import RunOutcome, execute_run, one_line_error, write_status
-from quickstudy.study.status import FAILED, PENDING, run_dir, run_state
+from quickstudy.study.layout import RunSpec, RunState, run_dir
+from quickstudy.study.status import run_state
 
 
 class Executor(Protocol):
     capacity: int
 
-    def submit(self, spec: dict[str, Any]) -> None: ...
+    def submit(self, spec: RunSpec) -> None: ...
 
     def running(self) -> int: ...
 
@@ -47,9 +48,9 @@ class InProcessExecutor:
 
     def __init__(self, study_dir: Path):
         self.study_dir = study_dir
-        self._queue: deque[dict[str, Any]] = deque()
+        self._queue: deque[RunSpec] = deque()
 
-    def submit(self, spec: dict[str, Any]) -> None:
+    def submit(self, spec: RunSpec) -> None:
         self._queue.append(spec)
 
     def running(self) -> int:
@@ -76,8 +77,8 @@ class ProcessExecutor:
         )
         self._futures: dict[Future[RunOutcome], str] = {}
 
-    def submit(self, spec: dict[str, Any]) -> None:
-        self._futures[self._pool.submit(execute_run, spec, self.study_dir)] = spec["id"]
+    def submit(self, spec: RunSpec) -> None:
+        self._futures[self._pool.submit(execute_run, spec, self.study_dir)] = spec.id
 
     def running(self) -> int:
         return len(self._futures)
@@ -139,8 +140,8 @@ class RayExecutor:
         )
         self._refs: dict[Any, str] = {}
 
-    def submit(self, spec: dict[str, Any]) -> None:
-        self._refs[self._task.remote(spec, str(self.study_dir))] = spec["id"]
+    def submit(self, spec: RunSpec) -> None:
+        self._refs[self._task.remote(spec, str(self.study_dir))] = spec.id
 
     def running(self) -> int:
         return len(self._refs)
@@ -162,7 +163,7 @@ class RayExecutor:
         self._refs.clear()
 
 
-def _ray_execute_run(spec: dict[str, Any], study_dir: str) -> RunOutcome:
+def _ray_execute_run(spec: RunSpec, study_dir: str) -> RunOutcome:
     """The Ray task: unexpected errors are raised again so that Ray retries them."""
     return execute_run(spec, Path(study_dir), reraise_unexpected=True)
 
@@ -170,10 +171,10 @@ def _ray_execute_run(spec: dict[str, Any], study_dir: str) -> RunOutcome:
 def lost_run(study_dir: Path, run_id: str, error: BaseException) -> RunOutcome:
     """The outcome of a run whose worker raised or died; recorded unless the run recorded it itself."""
     message = one_line_error(error)
-    if run_state(study_dir, run_id)[0] == PENDING:
+    if run_state(study_dir, run_id)[0] == RunState.PENDING:
         import time
 
         folder = run_dir(study_dir, run_id)
         folder.mkdir(parents=True, exist_ok=True)
-        write_status(folder, FAILED, time.time(), error=message)
-    return RunOutcome(run_id, FAILED, message)
+        write_status(folder, RunState.FAILED, time.time(), error=message)
+    return RunOutcome(run_id, RunState.FAILED, message)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -28,9 +28,8 @@ from quickstudy.data.collection import Collection, read_task_list
 from quickstudy.errors import ConfigError
 from quickstudy.models.spec import ModelSpec
 from quickstudy.study.config import Arm, PrefinetunedRole, StudyConfig, model_role
+from quickstudy.study.layout import ZERO_SHOT_SIZE, RunKind, RunSpec, setting_named
 
-PREFINETUNE, FINETUNE, EVALUATE = "prefinetune", "finetune", "evaluate"
-ZERO_SHOT_SIZE = "0"
 # Settings that change how a run is executed or logged, never its result.
 _NOT_RESULT_FIELDS = frozenset(
     {"checkpoint_every_steps", "log_every_steps", "tensorboard", "progress_bar", "gradient_checkpointing"}
@@ -38,46 +37,18 @@ _NOT_RESULT_FIELDS = frozenset(
 
 
 @dataclass(frozen=True)
-class PlannedRun:
-    """One run of the plan; `spec` is what spec.json holds and what executing it needs."""
-
-    id: str
-    kind: str
-    arm: str | None
-    setting: str | None
-    task: str | None
-    size: str | None
-    seed: int | None
-    depends_on: tuple[str, ...]
-    spec: dict[str, Any] = field(compare=False, repr=False)
-
-    def summary(self) -> dict[str, Any]:
-        """The run as `study plan --json` lists it."""
-        return {
-            "id": self.id,
-            "kind": self.kind,
-            "arm": self.arm,
-            "setting": self.setting,
-            "task": self.task,
-            "size": self.size,
-            "seed": self.seed,
-            "depends_on": list(self.depends_on),
-        }
-
-
-@dataclass(frozen=True)
 class StudyPlan:
-    runs: tuple[PlannedRun, ...]
+    runs: tuple[RunSpec, ...]
     seen_tasks: tuple[str, ...]
     unseen_tasks: tuple[str, ...]
 
-    def by_id(self) -> dict[str, PlannedRun]:
+    def by_id(self) -> dict[str, RunSpec]:
         return {run.id: run for run in self.runs}
 
     def counts(self) -> dict[str, Any]:
         return {
             "total": len(self.runs),
-            "by_kind": dict(Counter(run.kind for run in self.runs)),
+            "by_kind": dict(Counter(str(run.kind) for run in self.runs)),
             "by_arm": dict(Counter(arm_label(run) for run in self.runs)),
         }
 
@@ -85,9 +56,9 @@ class StudyPlan:
         return {"runs": [run.summary() for run in self.runs], "counts": self.counts()}
 
 
-def arm_label(run: PlannedRun) -> str:
+def arm_label(run: RunSpec) -> str:
     """The arm a run counts under; a pre-finetuning run counts under the model role it builds."""
-    return run.arm if run.arm is not None else str(run.spec.get("role"))
+    return run.arm if run.arm is not None else str(run.role)
 
 
 def plan_study(config: StudyConfig) -> StudyPlan:
@@ -95,7 +66,7 @@ def plan_study(config: StudyConfig) -> StudyPlan:
     training_settings(config.training, {}, seed=0, where="training")  # study-wide keys named as written
     seen, unseen = selected_tasks(config)
     versions = code_versions()
-    runs: list[PlannedRun] = []
+    runs: list[RunSpec] = []
     start_models: dict[str, dict[str, Any]] = {}
     used = {arm.start for arm in config.arms}
     for role in config.models:
@@ -109,10 +80,12 @@ def plan_study(config: StudyConfig) -> StudyPlan:
             start_models[role] = {"spec": ModelSpec.model_validate(built).model_dump(mode="json")}
     for arm in config.arms:
         start = start_models[arm.start]
-        if arm.setting == "zero_shot":
-            runs.append(evaluate_run(config, arm, start, unseen, ZERO_SHOT_SIZE, None, versions))
+        setting = setting_named(arm.setting)
+        task_groups = setting.task_groups(unseen)
+        if not setting.trains:
+            for tasks in task_groups:
+                runs.append(evaluate_run(config, arm, start, tasks, ZERO_SHOT_SIZE, None, versions))
             continue
-        task_groups = [[task] for task in unseen] if arm.setting == "stl" else [list(unseen)]
         for seed in config.seeds:
             for size in arm_size_labels(arm):
                 for tasks in task_groups:
@@ -120,6 +93,23 @@ def plan_study(config: StudyConfig) -> StudyPlan:
                     runs.append(finetune)
                     runs.append(evaluate_run(config, arm, {"run": finetune.id}, tasks, size, seed, versions))
     return StudyPlan(runs=tuple(runs), seen_tasks=tuple(seen), unseen_tasks=tuple(unseen))
+
+
+def start_meaning(config: StudyConfig, role: str) -> dict[str, Any]:
+    """What the report needs to know about a run's start model role, written into its spec."""
+    built = model_role(config, role)
+    prefinetuned = isinstance(built, PrefinetunedRole)
+    spec = config.models[built.prefinetune.from_role] if prefinetuned else built
+    return {
+        "start_role": role,
+        "start_is_prefinetuned": prefinetuned,
+        "lora": ModelSpec.model_validate(spec).lora is not None,
+    }
+
+
+def arm_task(arm: Arm, tasks: list[str]) -> str | None:
+    """The one task a run of a per-task setting (STL) is about, else None."""
+    return tasks[0] if setting_named(arm.setting).names_task else None
 
 
 def arm_size_labels(arm: Arm) -> list[str]:
@@ -133,37 +123,33 @@ def arm_size_labels(arm: Arm) -> list[str]:
 
 def prefinetune_run(
     config: StudyConfig, role: str, built: PrefinetunedRole, seen: list[str], versions: dict[str, str]
-) -> PlannedRun:
+) -> RunSpec:
     build = built.prefinetune
     training = training_settings(
         config.training, build.training, seed=build.seed, where=f"models.{role}.prefinetune.training"
     )
-    encoding_name, encoding_options = encoding_fields(build.encoding, f"models.{role}.prefinetune.encoding")
+    encoding = checked_encoding(build.encoding, f"models.{role}.prefinetune.encoding")
     identity = {
-        "kind": PREFINETUNE,
+        "kind": RunKind.PREFINETUNE.value,
         "model": {"spec": ModelSpec.model_validate(config.models[build.from_role]).model_dump(mode="json")},
         "task_files": task_fingerprints(config, seen),
         "per_task": build.per_task,
         "seed": build.seed,
-        "encoding_options": encoding_options,
+        "encoding_options": encoding.options(),
         "training": result_fields(training),
         "versions": versions,
     }
-    spec = {
-        **identity,
-        "training": training,
-        "arm": None,
-        "setting": None,
-        "task": None,
-        "size": str(build.per_task),
-        "role": role,
-        "start": build.from_role,
-        "encoding": encoding_name,
-        "tasks": list(seen),
-        "depends_on": [],
-        "collection": config.collection,
-    }
-    return planned(spec, identity)
+    return planned(
+        identity,
+        training=training,
+        size=str(build.per_task),
+        role=role,
+        **start_meaning(config, build.from_role),
+        instructions=encoding.has_instructions,
+        encoding=encoding.name,
+        tasks=tuple(seen),
+        collection=config.collection,
+    )
 
 
 def finetune_run(
@@ -174,11 +160,11 @@ def finetune_run(
     size: str,
     seed: int,
     versions: dict[str, str],
-) -> PlannedRun:
+) -> RunSpec:
     training = training_settings(config.training, arm.training, seed=seed, where=f"arms.{arm.name}.training")
-    encoding_name, encoding_options = encoding_fields(arm.encoding, f"arms.{arm.name}.encoding")
+    encoding = checked_encoding(arm.encoding, f"arms.{arm.name}.encoding")
     identity = {
-        "kind": FINETUNE,
+        "kind": RunKind.FINETUNE.value,
         "arm": arm.name,
         "setting": arm.setting,
         "model": start,
@@ -186,21 +172,21 @@ def finetune_run(
         "splits": config.splits.model_dump(),
         "size": size,
         "seed": seed,
-        "encoding_options": encoding_options,
+        "encoding_options": encoding.options(),
         "training": result_fields(training),
         "versions": versions,
     }
-    spec = {
-        **identity,
-        "training": training,
-        "task": tasks[0] if arm.setting == "stl" else None,
-        "start": arm.start,
-        "encoding": encoding_name,
-        "tasks": list(tasks),
-        "depends_on": [start["run"]] if "run" in start else [],
-        "collection": config.collection,
-    }
-    return planned(spec, identity)
+    return planned(
+        identity,
+        training=training,
+        task=arm_task(arm, tasks),
+        **start_meaning(config, arm.start),
+        instructions=encoding.has_instructions,
+        encoding=encoding.name,
+        tasks=tuple(tasks),
+        depends_on=(start["run"],) if "run" in start else (),
+        collection=config.collection,
+    )
 
 
 def evaluate_run(
@@ -211,58 +197,46 @@ def evaluate_run(
     size: str,
     seed: int | None,
     versions: dict[str, str],
-) -> PlannedRun:
+) -> RunSpec:
     training = training_settings(config.training, arm.training, seed=seed or 0, where=f"arms.{arm.name}.training")
     generation = {**config.generation.model_dump(), **arm.generation}
-    encoding_name, encoding_options = encoding_fields(arm.encoding, f"arms.{arm.name}.encoding")
+    encoding = checked_encoding(arm.encoding, f"arms.{arm.name}.encoding")
     identity = {
-        "kind": EVALUATE,
+        "kind": RunKind.EVALUATE.value,
         "arm": arm.name,
         "setting": arm.setting,
         "model": model,
         "task_files": task_fingerprints(config, tasks),
         "splits": config.splits.model_dump(),
-        "encoding_options": encoding_options,
+        "encoding_options": encoding.options(),
         "max_source_length": training.get("max_source_length"),
         "generation": generation_settings(generation, f"arms.{arm.name}.generation"),
         "versions": versions,
     }
-    spec = {
-        **identity,
-        "task": tasks[0] if arm.setting == "stl" else None,
-        "size": size,
-        "seed": seed,
-        "start": arm.start,
-        "encoding": encoding_name,
-        "tasks": list(tasks),
-        "training": training,
-        "depends_on": [model["run"]] if "run" in model else [],
-        "collection": config.collection,
-    }
-    return planned(spec, identity)
-
-
-def planned(spec: dict[str, Any], identity: dict[str, Any]) -> PlannedRun:
-    run_id = run_hash(identity)
-    spec = {"id": run_id, **spec}
-    return PlannedRun(
-        id=run_id,
-        kind=spec["kind"],
-        arm=spec["arm"],
-        setting=spec["setting"],
-        task=spec["task"],
-        size=spec["size"],
-        seed=spec["seed"],
-        depends_on=tuple(spec["depends_on"]),
-        spec=spec,
+    return planned(
+        identity,
+        task=arm_task(arm, tasks),
+        size=size,
+        seed=seed,
+        **start_meaning(config, arm.start),
+        instructions=encoding.has_instructions,
+        encoding=encoding.name,
+        tasks=tuple(tasks),
+        training=training,
+        depends_on=(model["run"],) if "run" in model else (),
+        collection=config.collection,
     )
+
+
+def planned(identity: dict[str, Any], **meaning: Any) -> RunSpec:
+    """The run's spec: its identity (hashed into the id) plus what executing and reporting it need."""
+    return RunSpec.model_validate({"id": run_hash(identity), **identity, **meaning})
 
 
 def run_hash(identity: dict[str, Any]) -> str:
     """`<kind prefix>-<16 hex>`: a content hash of everything that determines the run's result."""
     text = json.dumps(identity, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    prefix = {PREFINETUNE: "pf", FINETUNE: "ft", EVALUATE: "ev"}[identity["kind"]]
-    return f"{prefix}-{hashlib.sha256(text.encode()).hexdigest()[:16]}"
+    return f"{RunKind(identity['kind']).id_prefix}-{hashlib.sha256(text.encode()).hexdigest()[:16]}"
 
 
 def training_settings(study: dict[str, Any], override: dict[str, Any], seed: int, where: str) -> dict[str, Any]:
@@ -295,16 +269,15 @@ def generation_settings(generation: dict[str, Any], where: str) -> dict[str, Any
         raise ConfigError(f"{where}.{validation_message(error)}") from None
 
 
-def encoding_fields(value: str | dict[str, Any], where: str) -> tuple[str, dict[str, Any]]:
-    """The encoding's name and options; the options (not the name) go into run ids."""
+def checked_encoding(value: str | dict[str, Any], where: str) -> Any:
+    """The Encoding a config names; its options (not its name) go into run ids."""
     from quickstudy.errors import PromptError
     from quickstudy.prompts.encoding import resolve_encoding
 
     try:
-        encoding = resolve_encoding(value)
+        return resolve_encoding(value)
     except PromptError as error:
         raise ConfigError(f"{where}: {error}") from None
-    return encoding.name, encoding.options()
 
 
 def code_versions() -> dict[str, str]:

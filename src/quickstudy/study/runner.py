@@ -19,9 +19,10 @@ from quickstudy.files import write_json_atomic, write_text_atomic
 from quickstudy.study.config import StudyConfig, resolved_config_yaml
 from quickstudy.study.execute import RunOutcome, checkpoint_dir, remove_checkpoint
 from quickstudy.study.executors import Executor, make_executor
+from quickstudy.study.layout import CONFIG_FILE, PLAN_FILE, RunKind, RunState
 from quickstudy.study.lock import study_lock
-from quickstudy.study.plan import FINETUNE, PREFINETUNE, StudyPlan, plan_study
-from quickstudy.study.status import DONE, FAILED, PLAN_NAME, run_state
+from quickstudy.study.plan import StudyPlan, plan_study
+from quickstudy.study.status import run_state
 from quickstudy.study.tracking import Tracker, make_tracker
 
 
@@ -58,15 +59,17 @@ def run_study(
     progress = progress or Progress()
     plan = plan_study(config)  # first: a config that cannot be planned leaves no study directory behind
     with study_lock(study_dir):
-        write_text_atomic(study_dir / "study.yaml", resolved_config_yaml(config))
-        write_json_atomic(study_dir / PLAN_NAME, plan.to_json())
+        write_text_atomic(study_dir / CONFIG_FILE, resolved_config_yaml(config))
+        write_json_atomic(study_dir / PLAN_FILE, plan.to_json())
         states = {run.id: run_state(study_dir, run.id)[0] for run in plan.runs}
         if not config.keep_checkpoints:
             remove_used_checkpoints(plan, study_dir, states)
         todo = runs_to_do(plan, study_dir, states, retry_failed)
-        result = StudyResult(planned=len(plan.runs), already_done=sum(state == DONE for state in states.values()))
+        result = StudyResult(
+            planned=len(plan.runs), already_done=sum(state == RunState.DONE for state in states.values())
+        )
         for run in plan.runs:
-            if run.id not in todo and states[run.id] == FAILED:
+            if run.id not in todo and states[run.id] == RunState.FAILED:
                 result.failed[run.id] = run_state(study_dir, run.id)[1] or "failed"
         tracker = make_tracker(config, study_dir)
         executor = make_executor(config.executor, study_dir)
@@ -86,18 +89,18 @@ def run_study(
     return result
 
 
-def runs_to_do(plan: StudyPlan, study_dir: Path, states: dict[str, str], retry_failed: bool) -> set[str]:
+def runs_to_do(plan: StudyPlan, study_dir: Path, states: dict[str, RunState], retry_failed: bool) -> set[str]:
     """Ids of the runs to execute: not done (failed ones only when retrying), plus any done
     training run whose model was deleted while a run that needs it is still to do."""
     dependents = dependents_of(plan)
     todo: set[str] = set()
     for run in reversed(plan.runs):  # a run's dependents come after it in the plan
         state = states[run.id]
-        if state == FAILED and not retry_failed:
+        if state == RunState.FAILED and not retry_failed:
             continue
-        if state != DONE:
+        if state != RunState.DONE:
             todo.add(run.id)
-        elif run.kind in (PREFINETUNE, FINETUNE) and any(d in todo for d in dependents[run.id]):
+        elif run.kind.trains and any(d in todo for d in dependents[run.id]):
             if not checkpoint_dir(study_dir, run.id).is_dir():
                 todo.add(run.id)
     return todo
@@ -114,7 +117,7 @@ def dependents_of(plan: StudyPlan) -> dict[str, list[str]]:
 def schedule(
     plan: StudyPlan,
     todo: set[str],
-    states: dict[str, str],
+    states: dict[str, RunState],
     executor: Executor,
     result: StudyResult,
     progress: Progress,
@@ -123,21 +126,23 @@ def schedule(
     """Submit runs as their dependencies finish; a failed run blocks the runs after it."""
     by_id = plan.by_id()
     dependents = dependents_of(plan)
-    waiting = {run_id: {d for d in by_id[run_id].depends_on if d in todo or states[d] != DONE} for run_id in todo}
+    waiting = {
+        run_id: {d for d in by_id[run_id].depends_on if d in todo or states[d] != RunState.DONE} for run_id in todo
+    }
     blocked: set[str] = set()
     for run in plan.runs:
-        if run.id not in todo and states[run.id] == FAILED:
+        if run.id not in todo and states[run.id] == RunState.FAILED:
             blocked |= downstream_of(run.id, dependents) & todo
     ready = deque(run.id for run in plan.runs if run.id in todo and not waiting[run.id] and run.id not in blocked)
     failed_before = len(result.failed)
     progress.started(len(todo))
     while ready or executor.running():
         while ready and executor.running() < executor.capacity:
-            executor.submit(by_id[ready.popleft()].spec)
+            executor.submit(by_id[ready.popleft()])
         progress.update(len(result.done), executor.running(), len(result.failed) - failed_before)
         for outcome in executor.wait_any():
             states[outcome.run_id] = outcome.state
-            if outcome.state == DONE:
+            if outcome.state == RunState.DONE:
                 result.done.append(outcome.run_id)
                 on_finished(outcome)
                 for child in dependents[outcome.run_id]:
@@ -164,7 +169,12 @@ def downstream_of(run_id: str, dependents: dict[str, list[str]]) -> set[str]:
 
 
 def finished(
-    outcome: RunOutcome, plan: StudyPlan, study_dir: Path, states: dict[str, str], config: StudyConfig, tracker: Tracker
+    outcome: RunOutcome,
+    plan: StudyPlan,
+    study_dir: Path,
+    states: dict[str, RunState],
+    config: StudyConfig,
+    tracker: Tracker,
 ) -> None:
     """After a run is done: log it, and delete fine-tuned models no run needs any more."""
     run = plan.by_id()[outcome.run_id]
@@ -174,13 +184,13 @@ def finished(
 
 
 def remove_used_checkpoints(
-    plan: StudyPlan, study_dir: Path, states: dict[str, str], only: set[str] | None = None
+    plan: StudyPlan, study_dir: Path, states: dict[str, RunState], only: set[str] | None = None
 ) -> None:
     """Delete the model of every done fine-tune whose dependents are all done (pre-finetuned
     models are kept: they are costly, and a changed downstream setting reuses them)."""
     dependents = dependents_of(plan)
     for run in plan.runs:
-        if run.kind != FINETUNE or (only is not None and run.id not in only) or states[run.id] != DONE:
+        if run.kind != RunKind.FINETUNE or (only is not None and run.id not in only) or states[run.id] != RunState.DONE:
             continue
-        if all(states[child] == DONE for child in dependents[run.id]):
+        if all(states[child] == RunState.DONE for child in dependents[run.id]):
             remove_checkpoint(study_dir, run.id)

@@ -16,34 +16,24 @@ from pathlib import Path
 from typing import Any
 
 from quickstudy.errors import StudyError
-
-DONE, FAILED, PENDING = "done", "failed", "pending"
-PLAN_NAME = "plan.json"
+from quickstudy.study.layout import PLAN_FILE, STATUS_FILE, RunState, run_dir
 
 
-def runs_dir(study_dir: Path) -> Path:
-    return study_dir / "runs"
-
-
-def run_dir(study_dir: Path, run_id: str) -> Path:
-    return study_dir / "runs" / run_id
-
-
-def run_state(study_dir: Path, run_id: str) -> tuple[str, str | None]:
+def run_state(study_dir: Path, run_id: str) -> tuple[RunState, str | None]:
     """(done|failed|pending, error) of one run, from its status.json."""
-    path = run_dir(study_dir, run_id) / "status.json"
+    path = run_dir(study_dir, run_id) / STATUS_FILE
     try:
         status = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        return PENDING, None
+        return RunState.PENDING, None
     except (OSError, ValueError):
-        return PENDING, None  # status.json is written atomically; unreadable means foreign, treat as not done
+        return RunState.PENDING, None  # status.json is written atomically; unreadable means foreign, not done
     state = status.get("state") if isinstance(status, dict) else None
-    if state == DONE:
-        return DONE, None
-    if state == FAILED:
-        return FAILED, str(status.get("error") or "unknown error")
-    return PENDING, None
+    if state == RunState.DONE:
+        return RunState.DONE, None
+    if state == RunState.FAILED:
+        return RunState.FAILED, str(status.get("error") or "unknown error")
+    return RunState.PENDING, None
 
 
 @dataclass(frozen=True)
@@ -58,15 +48,15 @@ class StudyStatus:
 
 def study_status(study_dir: Path) -> StudyStatus:
     """Counts of done / pending / failed runs, overall and per arm."""
-    plan_path = study_dir / PLAN_NAME
+    plan_path = study_dir / PLAN_FILE
     if not plan_path.is_file():
-        raise StudyError(f"{study_dir}: not a study directory (no {PLAN_NAME}; `study run` writes it)")
+        raise StudyError(f"{study_dir}: not a study directory (no {PLAN_FILE}; `study run` writes it)")
     try:
         runs = json.loads(plan_path.read_text(encoding="utf-8"))["runs"]
     except (ValueError, KeyError, TypeError):
         raise StudyError(f"{plan_path}: not a plan written by `study run`") from None
-    counts: Counter[str] = Counter({DONE: 0, PENDING: 0, FAILED: 0})
-    by_arm: dict[str, Counter[str]] = defaultdict(lambda: Counter({DONE: 0, PENDING: 0, FAILED: 0}))
+    counts: Counter[str] = Counter({state.value: 0 for state in RunState})
+    by_arm: dict[str, Counter[str]] = defaultdict(lambda: Counter({state.value: 0 for state in RunState}))
     failed: dict[str, str] = {}
     for run in runs:
         state, error = run_state(study_dir, run["id"])
@@ -75,7 +65,7 @@ def study_status(study_dir: Path) -> StudyStatus:
         if error is not None:
             failed[run["id"]] = error
     return StudyStatus(
-        counts={key: counts[key] for key in (DONE, PENDING, FAILED)},
-        by_arm={arm: {key: c[key] for key in (DONE, PENDING, FAILED)} for arm, c in by_arm.items()},
+        counts={state.value: counts[state] for state in RunState},
+        by_arm={arm: {state.value: c[state] for state in RunState} for arm, c in by_arm.items()},
         failed=failed,
     )

@@ -15,18 +15,18 @@ from pathlib import Path
 from typing import Any
 
 from quickstudy.errors import ConfigError
+from quickstudy.evaluate.predictions import METRICS_FILE
 from quickstudy.study.config import StudyConfig
-from quickstudy.study.plan import PlannedRun
-from quickstudy.study.status import run_dir
+from quickstudy.study.layout import SPEC_FILE, STATUS_FILE, RunSpec, read_run_spec, run_dir
 
-_PARAM_KEYS = ("kind", "arm", "setting", "task", "size", "seed", "start", "encoding")
+_PARAM_KEYS = ("kind", "arm", "setting", "task", "size", "seed", "start_role", "encoding", "instructions")
 _FIGURE_SUFFIXES = (".png", ".svg", ".pdf")
 
 
 class Tracker:
     """Tracks nothing (`tracking: none`)."""
 
-    def log_run(self, run: PlannedRun, study_dir: Path) -> None: ...
+    def log_run(self, run: RunSpec, study_dir: Path) -> None: ...
 
     def close(self) -> None: ...
 
@@ -58,20 +58,20 @@ class MlflowTracker(Tracker):
             found.experiment_id if found else self.client.create_experiment(experiment, artifact_location=artifacts)
         )
 
-    def log_run(self, run: PlannedRun, study_dir: Path) -> None:
+    def log_run(self, run: RunSpec, study_dir: Path) -> None:
         from mlflow.entities import Metric, Param
 
         folder = run_dir(study_dir, run.id)
-        spec = read_json(folder / "spec.json") or run.spec
+        spec = read_run_spec(folder / SPEC_FILE) if (folder / SPEC_FILE).is_file() else run
         tracked = self.client.create_run(self.experiment_id, run_name=run.id, tags={"quickstudy.run_id": run.id})
         run_id = tracked.info.run_id
-        params = [Param(key, str(spec.get(key))) for key in _PARAM_KEYS] + [
-            Param(f"training.{key}", str(value)) for key, value in sorted(spec.get("training", {}).items())
+        params = [Param(key, str(getattr(spec, key))) for key in _PARAM_KEYS] + [
+            Param(f"training.{key}", str(value)) for key, value in sorted(spec.training.items())
         ]
         self.client.log_batch(
             run_id, params=params, metrics=[Metric(k, v, 0, 0) for k, v in run_metrics(folder, spec).items()]
         )
-        for name in ("spec.json", "status.json", "metrics.json"):
+        for name in (SPEC_FILE, STATUS_FILE, METRICS_FILE):
             if (folder / name).is_file():
                 self.client.log_artifact(run_id, str(folder / name))
         self.client.set_terminated(run_id)
@@ -86,13 +86,12 @@ class MlflowTracker(Tracker):
         self.client.set_terminated(tracked.info.run_id)
 
 
-def run_metrics(folder: Path, spec: dict[str, Any]) -> dict[str, float]:
+def run_metrics(folder: Path, spec: RunSpec) -> dict[str, float]:
     """Overall scores of an evaluate run, or the final loss of a training run."""
-    metrics = read_json(folder / "metrics.json")
+    metrics = read_json(folder / METRICS_FILE)
     if metrics and isinstance(metrics.get("overall"), dict):
         return {k: float(v) for k, v in metrics["overall"].items() if isinstance(v, (int, float))}
-    loss = spec.get("final_loss")
-    return {"final_loss": float(loss)} if isinstance(loss, (int, float)) else {}
+    return {"final_loss": spec.final_loss} if spec.final_loss is not None else {}
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
