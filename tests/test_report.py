@@ -274,6 +274,7 @@ def test_cli_rejects_bad_input_in_one_line(tmp_path, quickstudy):
     assert code != 0 and "no such study directory" in stderr
 
 
+@pytest.mark.superni
 def test_real_predictions_reproduce_the_reference_scorer(tmp_path, golden_dir):
     """A run holding the golden predictions, scored by quickstudy.evaluate: the report's numbers equal golden/metrics.json."""
     from quickstudy.evaluate.metrics import group_key, with_scores
