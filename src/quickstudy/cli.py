@@ -365,6 +365,9 @@ def train_command(
 
 # --- study commands (issue: studies) -----------------------------------------
 
+_LOG_EVERY_HELP = (
+    "When stdout is not a terminal: print the study's state every N seconds (and each run's start and end)."
+)
 _SET_HELP = "Override a config key before validation: dotted.key=value (value parsed as YAML). Repeatable."
 
 
@@ -415,18 +418,19 @@ def study_run(
     executor: str | None = typer.Option(None, "--executor", help="local or ray [default: the config's executor.kind]."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Run failed runs again."),
     overrides: list[str] = typer.Option([], "--set", help=_SET_HELP),
+    log_every: float = typer.Option(60, "--log-every", min=1, help=_LOG_EVERY_HELP),
 ) -> None:
     """Run what is not done yet; re-run the same command to resume after a crash."""
     from quickstudy.shipped import config_file
     from quickstudy.study.config import load_study_config
-    from quickstudy.study.progress import RichProgress
+    from quickstudy.study.progress import study_progress
     from quickstudy.study.runner import run_study
 
     if executor is not None:
         overrides = [*overrides, f"executor.kind={executor}"]
     study = load_study_config(config_file(config), overrides)
     study_dir = out or Path("studies") / study.name
-    with RichProgress(err_console) as progress:
+    with _resumable(study_dir), study_progress(console, study_dir, log_every) as progress:
         result = run_study(study, study_dir, retry_failed=retry_failed, progress=progress)
     console.print(
         f"{study_dir}: {result.already_done + len(result.done)}/{result.planned} runs done "
@@ -447,27 +451,35 @@ def study_status_command(
     study_dir: Path = typer.Argument(..., help="Study directory (the --out of `study run`)."),
     as_json: bool = typer.Option(False, "--json", help="Print the counts as JSON."),
 ) -> None:
-    """What is done, pending and failed, per arm."""
+    """What is done, pending (and of those running) and failed, per arm; elapsed time and ETA."""
     import json
+    import time
+    from collections import Counter
 
     from rich.table import Table
 
+    from quickstudy.study.progress import duration, study_snapshot, summary_line
     from quickstudy.study.status import study_status
 
     status = study_status(study_dir)
+    snapshot = study_snapshot(study_dir)
     if as_json:
-        print(json.dumps(status.to_json(), indent=1))
+        print(json.dumps(status.to_json() | snapshot.to_json(), indent=1))
         return
-    table = Table(
-        title=f"{study_dir}: {status.counts['done']} done, {status.counts['pending']} pending, {status.counts['failed']} failed"
-    )
-    for column in ("arm", "done", "pending", "failed"):
+    console.print(f"{study_dir}: {summary_line(snapshot)}", markup=False, highlight=False, soft_wrap=True)
+    running_by_arm = Counter(run.arm for run in snapshot.running)
+    table = Table()
+    for column in ("arm", "done", "pending", "running", "failed"):
         table.add_column(column, justify="left" if column == "arm" else "right")
     for arm, counts in status.by_arm.items():
-        table.add_row(arm, *(str(counts[key]) for key in ("done", "pending", "failed")))
+        row = [str(counts["done"]), str(counts["pending"]), str(running_by_arm[arm]), str(counts["failed"])]
+        table.add_row(escape(arm), *row)
     console.print(table)
+    for run in snapshot.running:
+        elapsed = duration(time.time() - run.started)
+        console.print(f"running {run.id}: {run.label()}, {run.how_far()}, {elapsed}", markup=False, highlight=False)
     for run_id, error in status.failed.items():
-        console.print(f"failed {run_id}: {error}", highlight=False, soft_wrap=True)
+        console.print(f"failed {run_id}: {error}", highlight=False, soft_wrap=True, markup=False)
 
 
 # --- report command (issue: report) ------------------------------------------
@@ -559,6 +571,7 @@ def demo_command(
         "demo", "--preset", help="demo (the full built-in study) or smoke (a one-minute version)."
     ),
     overrides: list[str] = typer.Option([], "--set", help="Override a key of the preset's config (dotted.key=value)."),
+    log_every: float = typer.Option(60, "--log-every", min=1, help=_LOG_EVERY_HELP),
 ) -> None:
     """Run the built-in study on the CPU, offline: synthetic tasks, every arm, and the report."""
     import time
@@ -566,7 +579,7 @@ def demo_command(
     from quickstudy.demo import demo_config_path, demo_overrides, demo_paths, prepared_demo_data
     from quickstudy.report.render import build_report
     from quickstudy.study.config import load_study_config
-    from quickstudy.study.progress import RichProgress
+    from quickstudy.study.progress import study_progress
     from quickstudy.study.runner import run_study
 
     started = time.monotonic()
@@ -575,7 +588,7 @@ def demo_command(
     study = load_study_config(config_path, [*demo_overrides(paths, seeds), *overrides])
     console.print(f"demo: synthetic collection and tokenizer in {paths.out}")
     prepared_demo_data(paths)
-    with RichProgress(err_console) as progress:
+    with _resumable(paths.out), study_progress(console, paths.out, log_every) as progress:
         result = run_study(study, paths.out, progress=progress)
     files = build_report(paths.out, paths.report)
     minutes = (time.monotonic() - started) / 60

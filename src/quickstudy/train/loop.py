@@ -16,7 +16,7 @@ import math
 import shutil
 import time
 from array import array
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -69,11 +69,16 @@ class TrainResult:
 
 
 def train_model(
-    loaded: LoadedModel, encoded: Sequence[EncodedExample], config: TrainConfig, out_dir: str | Path
+    loaded: LoadedModel,
+    encoded: Sequence[EncodedExample],
+    config: TrainConfig,
+    out_dir: str | Path,
+    on_step: Callable[[int, int, float | None], None] | None = None,
 ) -> TrainResult:
     """Train `loaded.model` in place on `encoded`, save it to `<out_dir>/model` and
     return the run's summary. Resumes from `<out_dir>/checkpoints` when a checkpoint
-    of the same run (same model, data and hyper-parameters) is there."""
+    of the same run (same model, data and hyper-parameters) is there. `on_step(step,
+    total, last logged loss)` is called on the main process after every optimizer step."""
     out_dir = Path(out_dir)
     if not encoded:
         raise ConfigError(f"{out_dir}: no training examples were selected")
@@ -178,6 +183,8 @@ def train_model(
                     progress.update(bar, loss=f"{last_loss:.4f}", speed=f"{speed:,.0f}")
                     window_tokens, window_losses, window_started = 0, [], now
                 progress.update(bar, completed=step)
+                if on_step is not None and accelerator.is_main_process:
+                    on_step(step, total_steps, last_loss)
                 if config.checkpoint_every_steps and step % config.checkpoint_every_steps == 0 and step < total_steps:
                     save_checkpoint(accelerator, out_dir, step, micro, fingerprint)
                 if step >= total_steps:
