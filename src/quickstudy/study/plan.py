@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import quickstudy
 from quickstudy.data.collection import Collection, read_task_list
@@ -30,10 +30,8 @@ from quickstudy.models.spec import ModelSpec
 from quickstudy.study.config import Arm, PrefinetunedRole, StudyConfig, model_role
 from quickstudy.study.layout import ZERO_SHOT_SIZE, RunKind, RunSpec, setting_named
 
-# Settings that change how a run is executed or logged, never its result.
-_NOT_RESULT_FIELDS = frozenset(
-    {"checkpoint_every_steps", "log_every_steps", "tensorboard", "progress_bar", "gradient_checkpointing"}
-)
+if TYPE_CHECKING:
+    from quickstudy.train.config import TrainConfig
 
 
 @dataclass(frozen=True)
@@ -136,12 +134,12 @@ def prefinetune_run(
         "per_task": build.per_task,
         "seed": build.seed,
         "encoding_options": encoding.options(),
-        "training": result_fields(training),
+        "training": training.result_fields(),
         "versions": versions,
     }
     return planned(
         identity,
-        training=training,
+        training=training.model_dump(mode="json"),
         size=str(build.per_task),
         role=role,
         **start_meaning(config, build.from_role),
@@ -173,12 +171,12 @@ def finetune_run(
         "size": size,
         "seed": seed,
         "encoding_options": encoding.options(),
-        "training": result_fields(training),
+        "training": training.result_fields(),
         "versions": versions,
     }
     return planned(
         identity,
-        training=training,
+        training=training.model_dump(mode="json"),
         task=arm_task(arm, tasks),
         **start_meaning(config, arm.start),
         instructions=encoding.has_instructions,
@@ -209,7 +207,7 @@ def evaluate_run(
         "task_files": task_fingerprints(config, tasks),
         "splits": config.splits.model_dump(),
         "encoding_options": encoding.options(),
-        "max_source_length": training.get("max_source_length"),
+        "max_source_length": training.max_source_length,
         "generation": generation_settings(generation, f"arms.{arm.name}.generation"),
         "versions": versions,
     }
@@ -222,7 +220,7 @@ def evaluate_run(
         instructions=encoding.has_instructions,
         encoding=encoding.name,
         tasks=tuple(tasks),
-        training=training,
+        training=training.model_dump(mode="json"),
         depends_on=(model["run"],) if "run" in model else (),
         collection=config.collection,
     )
@@ -239,8 +237,8 @@ def run_hash(identity: dict[str, Any]) -> str:
     return f"{RunKind(identity['kind']).id_prefix}-{hashlib.sha256(text.encode()).hexdigest()[:16]}"
 
 
-def training_settings(study: dict[str, Any], override: dict[str, Any], seed: int, where: str) -> dict[str, Any]:
-    """The run's TrainConfig fields, validated, with defaults filled in."""
+def training_settings(study: dict[str, Any], override: dict[str, Any], seed: int, where: str) -> TrainConfig:
+    """The run's TrainConfig, validated, with defaults filled in."""
     from pydantic import ValidationError
 
     from quickstudy.study.config import validation_message
@@ -250,12 +248,7 @@ def training_settings(study: dict[str, Any], override: dict[str, Any], seed: int
         config = TrainConfig.model_validate({**study, **override, "seed": seed})
     except ValidationError as error:
         raise ConfigError(f"{where}.{validation_message(error)}") from None
-    return config.model_dump(mode="json")
-
-
-def result_fields(training: dict[str, Any]) -> dict[str, Any]:
-    """The training settings that can change a run's result (what its id hashes)."""
-    return {key: value for key, value in training.items() if key not in _NOT_RESULT_FIELDS}
+    return config
 
 
 def generation_settings(generation: dict[str, Any], where: str) -> dict[str, Any]:

@@ -7,7 +7,13 @@ from typing import Any, Literal
 import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from quickstudy.errors import ConfigError
+# Settings that change how a run is executed or watched, never its weights: a study's run
+# id and a training checkpoint's fingerprint both leave them out (`result_fields`), so a
+# killed run may be resumed with them changed (gradient checkpointing recomputes the same
+# activations instead of storing them).
+OBSERVATION_ONLY_FIELDS = frozenset(
+    {"checkpoint_every_steps", "log_every_steps", "tensorboard", "progress_bar", "gradient_checkpointing"}
+)
 
 
 class TrainConfig(BaseModel):
@@ -43,13 +49,9 @@ class TrainConfig(BaseModel):
             return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
         return "bf16" if self.precision == "bf16" else "no"
 
-
-def train_config_from_dict(raw: dict[str, Any], where: str) -> TrainConfig:
-    """A TrainConfig from parsed YAML/JSON; a bad value raises ConfigError naming the key."""
-    try:
-        return TrainConfig.model_validate(raw)
-    except ValidationError as error:
-        raise ConfigError(first_validation_problem(error, where)) from None
+    def result_fields(self) -> dict[str, Any]:
+        """The settings that determine the trained weights: what run ids and checkpoint fingerprints hash."""
+        return self.model_dump(mode="json", exclude=set(OBSERVATION_ONLY_FIELDS))
 
 
 def first_validation_problem(error: ValidationError, where: str) -> str:

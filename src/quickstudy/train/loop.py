@@ -48,9 +48,6 @@ STATE_FILE = "quickstudy_state.json"
 
 _log = logging.getLogger(__name__)
 
-# Settings that change how a run is watched, not its weights: a resumed run may change them.
-_OBSERVATION_ONLY = {"checkpoint_every_steps", "log_every_steps", "tensorboard", "progress_bar"}
-
 
 @dataclass(frozen=True)
 class TrainResult:
@@ -345,7 +342,7 @@ def step_checkpoints(out_dir: Path) -> list[Path]:
 def run_fingerprint(spec: ModelSpec | None, encoded: Sequence[EncodedExample], config: TrainConfig) -> str:
     """A hash of what determines the trained weights: model spec, hyper-parameters, token ids."""
     digest = hashlib.sha256()
-    settings = config.model_dump(mode="json", exclude=_OBSERVATION_ONLY)
+    settings = config.result_fields()
     spec_json = spec.model_dump(mode="json") if spec is not None else None
     digest.update(json.dumps([spec_json, settings], sort_keys=True).encode())
     for example in encoded:
