@@ -18,7 +18,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from quickstudy.errors import Interrupted, QuickstudyError
+from quickstudy.errors import Interrupted, QuickstudyError, output_error
 
 app = typer.Typer(
     help="Measure how quickly instruction-tuned language models learn new tasks.",
@@ -309,14 +309,14 @@ def evaluate_command(
     if as_json:
         print(json.dumps(report.to_json(per_instance=False), indent=2, ensure_ascii=False))
         return
-    table = Table(title=f"{predictions}: {report.n} predictions, {len(report.per_task)} tasks")
+    table = Table(title=escape(f"{predictions}: {report.n} predictions, {len(report.per_task)} tasks"))
     for column in ("category", "n", "exact match", "ROUGE-1", "ROUGE-L", "SuperNI view"):
         table.add_column(column, justify="left" if column == "category" else "right", no_wrap=column == "category")
     for name, scores in sorted(report.per_category.items()):
         view = report.superni_category_view[name]
         label = "EM" if view.metric == "exact_match" else "RL"
         table.add_row(
-            name,
+            escape(name),  # category names come from data: no rich markup
             str(scores.n),
             f"{scores.exact_match:.2f}",
             f"{scores.rouge1:.2f}",
@@ -709,6 +709,9 @@ def main() -> None:
         prefix = "" if isinstance(error, Interrupted) else "[bold red]error:[/] "
         err_console.print(f"{prefix}{escape(str(error))}", highlight=False, soft_wrap=True)
         sys.exit(error.exit_code)
+    except OSError as error:  # a write refused (read-only folder, full disk): one line naming the file
+        err_console.print(f"[bold red]error:[/] {escape(str(output_error(error)))}", highlight=False, soft_wrap=True)
+        sys.exit(1)
     except KeyboardInterrupt:
         err_console.print("interrupted", highlight=False)
         sys.exit(130)

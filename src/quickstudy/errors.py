@@ -42,3 +42,16 @@ class Interrupted(QuickstudyError):
     """Ctrl-C during a command whose finished work is kept (the message says where)."""
 
     exit_code = 130
+
+
+class OutputError(QuickstudyError):
+    """A result cannot be written: a read-only folder, a full disk, a path that is a folder."""
+
+    exit_code = 1
+
+
+def output_error(error: OSError, path: object = None) -> OutputError:
+    """An OSError met while writing `path` (else the file the error names), as one line."""
+    where = path if path is not None else error.filename
+    reason = error.strerror or type(error).__name__
+    return OutputError(f"{where}: cannot write ({reason})" if where is not None else f"cannot write ({reason})")

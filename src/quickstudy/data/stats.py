@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from rich.markup import escape
 from rich.table import Table
 
 from quickstudy.data.collection import Collection
@@ -114,11 +115,11 @@ def stats_tables(stats: CollectionStats, config: SplitConfig, prefinetune_per_ta
     """Rich tables in the layout of the thesis's Tables 4.1, 4.2 and 4.3."""
     order = stats.category_order()
 
-    tasks_table = Table(title=f"Table 4.1  Unseen tasks per category (split {stats.split!r})")
+    tasks_table = Table(title=escape(f"Table 4.1  Unseen tasks per category (split {stats.split!r})"))
     tasks_table.add_column("Category")
     tasks_table.add_column("Tasks", justify="right")
     for category in order:
-        tasks_table.add_row(category, str(stats.categories[category]))
+        tasks_table.add_row(escape(category), str(stats.categories[category]))
     tasks_table.add_row("Total", str(stats.tasks), style="bold")
 
     instances_table = Table(title="Table 4.2  Instances")
@@ -146,7 +147,7 @@ def stats_tables(stats: CollectionStats, config: SplitConfig, prefinetune_per_ta
         sizes_table.add_column(label, justify="right")
     for category in order:
         per_size = [cell(size.per_category[category], category) for size in stats.sizes.values()]
-        sizes_table.add_row(category, f"{stats.train_per_category[category]:,}", *per_size)
+        sizes_table.add_row(escape(category), f"{stats.train_per_category[category]:,}", *per_size)
     all_sizes = [cell(size.instances) for size in stats.sizes.values()]
     sizes_table.add_row("All", f"{stats.instances['train']:,}", *all_sizes, style="bold")
     sizes_table.add_row(

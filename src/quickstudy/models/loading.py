@@ -27,7 +27,7 @@ from transformers import (
 )
 
 from quickstudy.errors import ModelError
-from quickstudy.files import replace_directory
+from quickstudy.files import remove_stale_temps, replace_directory
 from quickstudy.models.lora import with_lora
 from quickstudy.models.spec import ModelSpec
 from quickstudy.models.tiny import is_tiny_name, tiny_model
@@ -98,6 +98,7 @@ def save_model(loaded: LoadedModel, directory: str | Path) -> Path:
     A LoRA model writes only its adapter plus the spec of its base."""
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(directory.parent, f".{directory.name}.tmp-")  # left by a save killed mid-write
     tmp = directory.parent / f".{directory.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     is_adapter = isinstance(loaded.model, PeftModel)

@@ -46,8 +46,13 @@ class Image:
 Block = Heading | Paragraph | Bullets | Table | Image
 
 
+def _md(text: str) -> str:
+    """Text from data as Markdown shows it: no raw HTML (a category named `<script>` stays text)."""
+    return html.escape(text, quote=False)
+
+
 def _md_cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    return _md(text).replace("|", "\\|").replace("\n", " ")
 
 
 def to_markdown(blocks: list[Block], figures_dir: Path, out_dir: Path) -> str:
@@ -55,16 +60,16 @@ def to_markdown(blocks: list[Block], figures_dir: Path, out_dir: Path) -> str:
     lines: list[str] = []
     for block in blocks:
         if isinstance(block, Heading):
-            lines += ["#" * block.level + " " + block.text, ""]
+            lines += ["#" * block.level + " " + _md(block.text), ""]
         elif isinstance(block, Paragraph):
-            lines += [block.text, ""]
+            lines += [_md(block.text), ""]
         elif isinstance(block, Bullets):
-            lines += [f"- {item}" for item in block.items] + [""]
+            lines += [f"- {_md(item)}" for item in block.items] + [""]
         elif isinstance(block, Table) and not block.rows:
-            lines += [(block.caption + " " if block.caption else "") + "(nothing yet)", ""]
+            lines += [(_md(block.caption) + " " if block.caption else "") + "(nothing yet)", ""]
         elif isinstance(block, Table):
             if block.caption:
-                lines += [block.caption, ""]
+                lines += [_md(block.caption), ""]
             aligns = [("---:" if block.numeric and block.numeric[i] else "---") for i in range(len(block.columns))]
             lines.append("| " + " | ".join(_md_cell(c) for c in block.columns) + " |")
             lines.append("|" + "|".join(aligns) + "|")
@@ -76,7 +81,7 @@ def to_markdown(blocks: list[Block], figures_dir: Path, out_dir: Path) -> str:
                 if block.figure.path.is_relative_to(out_dir)
                 else block.figure.path
             )
-            lines += [f"![{block.figure.title}]({relative.as_posix()})", "", f"*{block.figure.caption}*", ""]
+            lines += [f"![{_md(block.figure.title)}]({relative.as_posix()})", "", f"*{_md(block.figure.caption)}*", ""]
     return "\n".join(lines).rstrip() + "\n"
 
 

@@ -6,6 +6,7 @@ place file by file with os.replace, so a failure never leaves a half-written rep
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -20,13 +21,14 @@ import numpy as np
 from pydantic import ValidationError
 
 from quickstudy.errors import StudyError
+from quickstudy.files import remove_stale_temps, writing
 from quickstudy.report.analysis import Analysis, analyse
 from quickstudy.report.document import to_html, to_markdown
 from quickstudy.report.figures import write_figures
 from quickstudy.report.forecast import FORECAST_FILE, forecast_study
 from quickstudy.report.forecast.figures import forecast_figures
 from quickstudy.report.results import METRICS, collect_study
-from quickstudy.report.sections import report_blocks, study_name
+from quickstudy.report.sections import answer_blocks, report_blocks, study_name
 from quickstudy.report.thesis import ThesisReading, thesis_reading
 from quickstudy.study.config import ReportOptions, validation_message
 
@@ -46,6 +48,9 @@ CSV_COLUMNS = [
 ]
 
 
+STAGING_PREFIX = ".report-"  # + pid: the folder a report is written in before it is moved into place
+
+
 @dataclass(frozen=True)
 class ReportFiles:
     markdown: Path
@@ -53,6 +58,7 @@ class ReportFiles:
     csv: Path
     summary: Path
     figures: list[Path]
+    answers: str  # the answers section as Markdown, to print in the terminal
 
 
 def build_report(
@@ -67,9 +73,12 @@ def build_report(
     options = report_options(results.config, study_dir, tolerance)
     analysis = analyse(results, n_boot=n_boot, seed=seed, top_categories=options.top_categories)
     reading = thesis_reading(analysis, options.tolerance)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".report-", dir=out_dir))
-    try:
+    with writing(out_dir):  # a read-only folder or a full disk: one line naming the folder
+        out_dir.mkdir(parents=True, exist_ok=True)
+        remove_stale_temps(out_dir, STAGING_PREFIX)  # left by a report killed mid-write
+        staging = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-", dir=out_dir))
+    with writing(out_dir), contextlib.ExitStack() as cleanup:
+        cleanup.callback(shutil.rmtree, staging, ignore_errors=True)
         forecast = forecast_study(analysis, seed=seed)
         figures = write_figures(analysis, staging / "figures", reading)
         figures += forecast_figures(forecast, staging / "figures")
@@ -86,14 +95,13 @@ def build_report(
             os.replace(figure.path, out_dir / "figures" / figure.path.name)
         for name in ("results.csv", "summary.json", FORECAST_FILE, "report.md", "report.html"):
             os.replace(staging / name, out_dir / name)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return ReportFiles(
         markdown=out_dir / "report.md",
         html=out_dir / "report.html",
         csv=out_dir / "results.csv",
         summary=out_dir / "summary.json",
         figures=[out_dir / "figures" / f.path.name for f in figures],
+        answers=to_markdown(answer_blocks(analysis), out_dir / "figures", out_dir),
     )
 
 
