@@ -294,8 +294,6 @@ def evaluate_command(
     """Score predictions with SuperNI's official metrics (exact match, ROUGE-1, ROUGE-L)."""
     import json
 
-    from rich.table import Table
-
     from quickstudy.data.collection import Collection
     from quickstudy.evaluate.metrics import score_records
     from quickstudy.evaluate.predictions import read_predictions, with_task_categories
@@ -309,14 +307,21 @@ def evaluate_command(
     if as_json:
         print(json.dumps(report.to_json(per_instance=False), indent=2, ensure_ascii=False))
         return
-    table = Table(title=escape(f"{predictions}: {report.n} predictions, {len(report.per_task)} tasks"))
+    print_scores(f"{predictions}: {report.n} predictions, {len(report.per_task)} tasks", report)
+
+
+def print_scores(title: str, report: Any) -> None:
+    """The metrics table of a ScoreReport: per category (with SuperNI's view), then overall."""
+    from rich.table import Table
+
+    table = Table(title=escape(title))  # category names and paths come from data: no rich markup
     for column in ("category", "n", "exact match", "ROUGE-1", "ROUGE-L", "SuperNI view"):
         table.add_column(column, justify="left" if column == "category" else "right", no_wrap=column == "category")
     for name, scores in sorted(report.per_category.items()):
         view = report.superni_category_view[name]
         label = "EM" if view.metric == "exact_match" else "RL"
         table.add_row(
-            escape(name),  # category names come from data: no rich markup
+            escape(name),
             str(scores.n),
             f"{scores.exact_match:.2f}",
             f"{scores.rouge1:.2f}",
@@ -335,6 +340,75 @@ def evaluate_command(
         style="bold",
     )
     console.print(table)
+
+
+@app.command("predict")
+def predict_command(
+    model: str = typer.Argument(..., help="Hub id, model folder, or a `quickstudy train` output (LoRA adapters too)."),
+    collection: Path = typer.Argument(..., help="Collection folder (tasks/ and splits/, or bare task files)."),
+    encoding: str = typer.Option(..., "--encoding", help="Encoding preset: def, def_pos2, ..., none, input_only."),
+    out: Path = typer.Option(
+        ...,
+        "--out",
+        help="Predictions file (reference layout, per-line scores); the metrics go to OUT's name with .metrics.json.",
+    ),
+    task: list[str] = typer.Option(
+        [], "--task", help="Task to predict (repeatable; 'all' for every task) [default: the split's unseen tasks]."
+    ),
+    split: str = typer.Option(
+        "default", "--split", help="Split folder whose unseen tasks are predicted without --task."
+    ),
+    size: int = typer.Option(
+        100, "--size", min=1, help="Test instances per task: its first N (a study's splits.n_test)."
+    ),
+    limit: int | None = typer.Option(None, "--limit", min=1, help="Only the first N test instances of each task."),
+    tokenizer: str | None = typer.Option(None, "--tokenizer", help="Tokenizer [default: the model's own]."),
+    max_source_length: int | None = typer.Option(
+        None, "--max-source-length", min=1, help="Prompt token budget [default: a study's training.max_source_length]."
+    ),
+    max_new_tokens: int | None = typer.Option(None, "--max-new-tokens", min=1, help="[default: a study's generation]"),
+    num_beams: int | None = typer.Option(None, "--num-beams", min=1, help="[default: a study's generation]"),
+    batch_size: int | None = typer.Option(None, "--batch-size", min=1, help="[default: a study's generation]"),
+    as_json: bool = typer.Option(False, "--json", help="Print the scores as JSON instead of a table."),
+) -> None:
+    """Predict the test instances of a collection's tasks with any model, score them and print the metrics.
+
+    Prompts, source budget and decoding are a study's defaults (training.max_source_length, generation.*)."""
+    import json
+
+    from quickstudy.data.collection import Collection
+    from quickstudy.data.splits import SplitConfig, task_split
+    from quickstudy.errors import DataError
+    from quickstudy.prompts.encoding import encoding_by_name
+    from quickstudy.prompts.listing import selected_task_names
+    from quickstudy.study.config import GenerationConfig
+    from quickstudy.train.config import TrainConfig
+
+    chosen = encoding_by_name(encoding)
+    tasks = Collection(collection)
+    names = selected_task_names(tasks, task) if task else list(tasks.split(split).test)
+    if not names:
+        raise DataError(f"{collection}: split {split!r} lists no unseen tasks; name them with --task")
+    test_part = SplitConfig(n_test=size, n_validation=0)
+    # Checked before torch and the model load, so a typo fails in a second.
+    import torch
+
+    from quickstudy.evaluate.evaluation import TaskInstances, evaluate_model, model_spec_for, write_scored_predictions
+    from quickstudy.models.loading import load_model
+
+    selections = [TaskInstances(t, task_split(t, test_part).test[:limit]) for t in tasks.tasks(names)]
+    loaded = load_model(model_spec_for(model, tokenizer), device="cuda" if torch.cuda.is_available() else None)
+    given = {"batch_size": batch_size, "max_new_tokens": max_new_tokens, "num_beams": num_beams}
+    generation = GenerationConfig(**{key: value for key, value in given.items() if value is not None})
+    budget = max_source_length or TrainConfig().max_source_length
+    records = evaluate_model(
+        loaded, selections, chosen, max_source_length=budget, **generation.model_dump(), progress=True
+    )
+    report = write_scored_predictions(out, records)
+    if as_json:
+        print(json.dumps(report.to_json(per_instance=False), indent=2, ensure_ascii=False))
+        return
+    print_scores(f"{model}: {report.n} predictions, {len(report.per_task)} tasks (written to {out})", report)
 
 
 # --- train command (issue: fine-tuning engine) -------------------------------
