@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from quickstudy.errors import StudyError
+from quickstudy.data.sampling import FORECAST_POINTS, auto_sizes
+from quickstudy.errors import ConfigError, StudyError
 from quickstudy.report import build_report
 from quickstudy.report.analysis import analyse
 from quickstudy.report.bootstrap import Estimate
@@ -20,6 +21,8 @@ from quickstudy.report.forecast.answers import COVERAGE_WARNING_TEXT, Series, fi
 from quickstudy.report.forecast.fit import LOG_LINEAR, POWER_LAW, fit_point, fit_power_law, n_for_target, predict
 from quickstudy.report.results import collect_study
 from quickstudy.report.synthetic import SyntheticArm, thesis_like_study, write_synthetic_study
+from quickstudy.study.config import load_study_config
+from quickstudy.study.plan import plan_study, smallest_train_pool
 
 QUICKSTUDY = Path(sys.executable).with_name("quickstudy")
 SIZES = np.array([16.0, 32, 64, 128, 256, 512])
@@ -191,3 +194,24 @@ def test_cli_forecast_bad_input_is_one_line(thesis_study):
     assert result.returncode != 0
     assert "--target 'abc'" in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+# --- sizes: [auto] ---------------------------------------------------------------------------------
+
+
+def test_auto_sizes_are_a_geometric_ladder_with_enough_points_for_a_backtest():
+    assert [s.label for s in auto_sizes(1000)] == ["16", "32", "64", "128", "256", "512", "all"]
+    assert [s.label for s in auto_sizes(100)] == ["16", "32", "64", "all"]
+    assert [s.label for s in auto_sizes(40)] == ["5", "10", "20", "all"]
+    assert all(len(auto_sizes(pool)) >= FORECAST_POINTS for pool in range(8, 3000))
+
+
+def test_plan_expands_auto_sizes_from_the_smallest_train_pool(smoke_config: Path):
+    config = load_study_config(smoke_config, ["arms.stl_proposed.sizes=[auto]"])
+    plan = plan_study(config)
+    pool = smallest_train_pool(config, list(plan.unseen_tasks))
+    expected = [s.label for s in auto_sizes(pool)]
+    sizes = [r.size for r in plan.runs if r.arm == "stl_proposed" and r.kind == "finetune"]
+    assert list(dict.fromkeys(sizes)) == expected and len(expected) >= FORECAST_POINTS
+    with pytest.raises(ConfigError, match="arms.stl_proposed.sizes: 'auto' stands alone"):
+        plan_study(load_study_config(smoke_config, ["arms.stl_proposed.sizes=[auto, 100]"]))

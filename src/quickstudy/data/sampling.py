@@ -25,6 +25,9 @@ from quickstudy.errors import ConfigError, DataError
 from quickstudy.files import write_json_atomic
 
 SizeKind = Literal["count", "percent", "all"]
+AUTO_SIZES = "auto"  # `sizes: [auto]`: a geometric ladder up to the train pool (auto_sizes)
+AUTO_SMALLEST = 16
+FORECAST_POINTS = 4  # sizes a learning-curve forecast needs to be backtested (report/forecast)
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,19 @@ def parse_size(text: str) -> SampleSize:
     if int(value) == 0:
         raise ConfigError(f"sample size {text!r}: must be above 0 (zero-shot arms take no sizes)")
     return SampleSize(kind="count", count=int(value))
+
+
+def auto_sizes(pool: int, points: int = FORECAST_POINTS, smallest: int = AUTO_SMALLEST) -> list[SampleSize]:
+    """`sizes: [auto]` for a train pool of `pool`: smallest, 2x, 4x, ... below the pool, then all of it;
+    a pool too small for `points` sizes that way gets pool / 2^k (k = points - 1 ... 1), then all."""
+    counts = []
+    count = smallest
+    while count < pool:
+        counts.append(count)
+        count *= 2
+    if len(counts) + 1 < points:
+        counts = sorted({pool >> k for k in range(points - 1, 0, -1)} - {0})
+    return [SampleSize(kind="count", count=n) for n in counts] + [SampleSize(kind="all")]
 
 
 def parse_sizes(text: str | Sequence[str | int]) -> list[SampleSize]:

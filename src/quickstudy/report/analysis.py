@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from quickstudy.data.sampling import AUTO_SIZES
 from quickstudy.evaluate.metrics import superni_category_metric
 from quickstudy.report.bootstrap import (
     Cell,
@@ -206,7 +207,9 @@ def grouped_categories(category_of: dict[str, str], top: int | None) -> dict[str
 
 
 def _declared_sizes(results: StudyResults) -> set[str]:
-    return {str(size) for arm in declared_arms(results.config).values() for size in arm.get("sizes") or []}
+    return {str(size) for arm in declared_arms(results.config).values() for size in arm.get("sizes") or []} - {
+        AUTO_SIZES  # the plan expands `sizes: [auto]` into counts; the runs carry them
+    }
 
 
 def _curves(cells: dict[CellKey, Cell], overall: dict, sizes: dict[str, SizeInfo]) -> dict[str, list[CurvePoint]]:
@@ -374,7 +377,8 @@ def _progress(results: StudyResults, sizes: dict[str, SizeInfo]) -> list[ArmProg
     for run in results.runs:
         groups[(run.setting, run.arm or f"({run.kind}, shared)")].append(run)
     declared = {
-        str(arm["name"]): [str(s) for s in arm.get("sizes") or []] for arm in declared_arms(results.config).values()
+        str(arm["name"]): [str(s) for s in arm.get("sizes") or [] if str(s) != AUTO_SIZES]
+        for arm in declared_arms(results.config).values()
     }
     progress = []
     order = {"stl": 0, "mtl": 1, "zero_shot": 2}

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
@@ -85,7 +86,7 @@ def plan_study(config: StudyConfig) -> StudyPlan:
                 runs.append(evaluate_run(config, arm, start, tasks, ZERO_SHOT_SIZE, None, versions))
             continue
         for seed in config.seeds:
-            for size in arm_size_labels(arm):
+            for size in arm_size_labels(arm, lambda: smallest_train_pool(config, unseen)):
                 for tasks in task_groups:
                     finetune = finetune_run(config, arm, start, tasks, size, seed, versions)
                     runs.append(finetune)
@@ -110,13 +111,34 @@ def arm_task(arm: Arm, tasks: list[str]) -> str | None:
     return tasks[0] if setting_named(arm.setting).names_task else None
 
 
-def arm_size_labels(arm: Arm) -> list[str]:
-    from quickstudy.data.sampling import parse_sizes
+def arm_size_labels(arm: Arm, pool: Callable[[], int] | None = None) -> list[str]:
+    """The arm's size labels; `sizes: [auto]` is auto_sizes of the smallest train pool, `pool()`."""
+    from quickstudy.data.sampling import AUTO_SIZES, auto_sizes, parse_sizes
 
+    if AUTO_SIZES in [size.lower() for size in arm.sizes]:
+        if len(arm.sizes) > 1 or pool is None:
+            raise ConfigError(f"arms.{arm.name}.sizes: '{AUTO_SIZES}' stands alone (sizes: [{AUTO_SIZES}])")
+        return [size.label for size in auto_sizes(pool())]
     try:
         return [size.label for size in parse_sizes(arm.sizes)]
     except ConfigError as error:
         raise ConfigError(f"arms.{arm.name}.sizes: {error}") from None
+
+
+@lru_cache(maxsize=8)
+def _train_pools(collection: str, n_test: int, n_validation: int, tasks: tuple[str, ...]) -> tuple[int, ...]:
+    from quickstudy.data.splits import SplitConfig, task_split
+
+    split = SplitConfig(n_test=n_test, n_validation=n_validation)
+    return tuple(len(task_split(Collection(collection).task(name), split).train) for name in tasks)
+
+
+def smallest_train_pool(config: StudyConfig, unseen: list[str]) -> int:
+    """The smallest train pool among the unseen tasks (reads their task files), for `sizes: [auto]`."""
+    pools = _train_pools(config.collection, config.splits.n_test, config.splits.n_validation, tuple(unseen))
+    if min(pools) < 1:
+        raise ConfigError(f"sizes: [auto]: task {unseen[pools.index(min(pools))]} has no training instances")
+    return min(pools)
 
 
 def prefinetune_run(

@@ -336,6 +336,13 @@ def forecast_study(
         for one in [task] if task is not None else all_tasks:
             mask = index.task == one
             series += _task_series(analysis, resampler, setting, name, keys, one, mask, target, reference)
+    curves = forecast_curves(series, at)
+    return Forecast(target, analysis.n_boot, curves, _arm_backtests(curves), skipped)
+
+
+def forecast_curves(series: list[Series], at: tuple[float, ...] = ()) -> list[CurveForecast]:
+    """Fit every series, answer it (n for its target, predictions at `at`, 2x and 4x its largest size)
+    and backtest those with >= BACKTEST_SIZES sizes."""
     fits = fit_all(series)
     backtested = [s.without_largest() for s in series if len(np.unique(s.x)) >= BACKTEST_SIZES]
     back_fits = {(f.series.setting, f.series.arm, f.series.task): f for f in fit_all(backtested)}
@@ -353,7 +360,7 @@ def forecast_study(
                 backtest=_backtest(back, s, rng) if back else None,
             )
         )
-    return Forecast(target, analysis.n_boot, curves, _arm_backtests(curves), skipped)
+    return curves
 
 
 def _arm_groups(analysis: Analysis) -> tuple[dict[tuple[str, str], list[CellKey]], list[str]]:
@@ -443,7 +450,11 @@ def fit_all(series: list[Series]) -> list[Fitted]:
     for g, s in enumerate(series):
         p = len(s.x)
         x[g, :p], y[g, :, :p], w[g, :p] = s.x, np.nan_to_num(s.samples), weights_from(s.samples)
-    points = [fit_point(s.x, s.y, w[g, : len(s.x)]) for g, s in enumerate(series)]
+    measured = np.zeros((len(series), 1, width))
+    for g, s in enumerate(series):
+        measured[g, 0, : len(s.x)] = s.y
+    starts, _ = fit_power_law(x, measured, w)  # curve_fit's starting points, all at once
+    points = [fit_point(s.x, s.y, w[g, : len(s.x)], starts.take((g, 0))) for g, s in enumerate(series)]
     power_rows = [g for g, point in enumerate(points) if point.params.kind == POWER_LAW]
     linear_rows = [g for g, point in enumerate(points) if point.params.kind == LOG_LINEAR]
     replicates: dict[int, Params] = {}

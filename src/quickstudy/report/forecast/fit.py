@@ -29,7 +29,7 @@ POWER_LAW = "power law"
 LOG_LINEAR = "log-linear"
 C_MAX = 100.0
 B_MIN, B_MAX = 0.02, 3.0
-B_GRID = np.geomspace(B_MIN, B_MAX, 64)
+B_GRID = np.geomspace(B_MIN, B_MAX, 32)
 REFINE_STEPS = 3
 SIGMA_FLOOR = 0.5  # ROUGE-L points
 _CHUNK_FLOATS = 4_000_000  # bounds the (curves x grid x replicates) blocks held at once
@@ -104,11 +104,11 @@ def _solve(sw, sz, szz, szy, wy, yy) -> tuple[np.ndarray, np.ndarray, np.ndarray
         sze = szy - C_MAX * sz
         d_top = np.minimum(sze / szz, 0.0)
         sse_top = (yy - 2 * C_MAX * wy + C_MAX * C_MAX * sw) - sze * d_top
-    sse_flat, sse_top = np.broadcast_arrays(sse_flat, sse_top)
-    best = np.argmin(np.stack([sse_free, sse_flat, sse_top]), axis=0)
-    c = np.choose(best, [np.nan_to_num(c_free), c_flat, np.full_like(d_top, C_MAX)])
-    d = np.choose(best, [np.nan_to_num(d_free), np.zeros_like(d_top), d_top])
-    return c, d, np.minimum(sse_free, np.minimum(sse_flat, sse_top))
+    sse_edge = np.minimum(sse_flat, sse_top)
+    free, flat = sse_free <= sse_edge, sse_flat <= sse_top
+    c = np.where(free, c_free, np.where(flat, c_flat, C_MAX))
+    d = np.where(free, d_free, np.where(flat, 0.0, d_top))
+    return c, d, np.minimum(sse_free, sse_edge)
 
 
 def _grid_sse(log_xs, w, y, wy, yy, sw) -> np.ndarray:
@@ -134,11 +134,17 @@ def _grid_sse(log_xs, w, y, wy, yy, sw) -> np.ndarray:
     return np.minimum(np.nan_to_num(sse_free, nan=np.inf), np.minimum(sse_flat, sse_top))
 
 
-def _profile_at(log_b, log_xs, w, y, wy, yy, sw):
-    """(c, d, sse) at one b per (curve, replicate): log_b (G, R)."""
-    z = np.exp(-np.exp(log_b)[..., None] * log_xs[:, None, :])  # (G, R, P)
-    wz = w[:, None, :] * z
-    return _solve(sw[:, None], wz.sum(-1), (wz * z).sum(-1), (wz * y).sum(-1), wy, yy)
+def _profile_at(log_b, log_xs, w, y_points, wy, yy, sw):
+    """(c, d, sse) at one b per (curve, replicate): log_b (G, R); y_points (G, P, R)."""
+    b = np.exp(log_b)
+    sz, szz, szy = np.zeros_like(b), np.zeros_like(b), np.zeros_like(b)
+    for p in range(log_xs.shape[1]):  # a few points: sums over (G, R) planes beat a reduce over a short axis
+        z = np.exp(-b * log_xs[:, p, None])
+        wz = w[:, p, None] * z
+        sz += wz
+        szz += wz * z
+        szy += wz * y_points[:, p]
+    return _solve(sw[:, None], sz, szz, szy, wy, yy)
 
 
 def _vertex(h, f_minus, f_0, f_plus) -> np.ndarray:
@@ -181,7 +187,7 @@ def fit_power_law(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[Params, 
         fp = at(sse, np.minimum(k + 1, len(B_GRID) - 1)[:, None], 1)[:, 0]
         h = log_grid[1] - log_grid[0]
         log_b[part] = log_grid[k] + np.where(interior, _vertex(h, fm, f0, fp), 0.0)
-    args = (log_xs, w, y, wy, yy, sw)
+    args = (log_xs, w, np.ascontiguousarray(np.swapaxes(y, 1, 2)), wy, yy, sw)
     c, d, sse = _profile_at(log_b, *args)
     h = (log_grid[1] - log_grid[0]) / 4
     for _ in range(REFINE_STEPS):
@@ -225,12 +231,20 @@ def _power(xs, c, a, b):
     return c - a * xs ** (-b)
 
 
-def fit_point(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> PointFit:
-    """One curve (x, y, w of shape (P,)): curve_fit's bounded power law, else log-linear."""
-    start, _ = fit_power_law(x[None], y[None, None], w[None])
+def _power_jacobian(xs, c, a, b):
+    z = xs ** (-b)
+    return np.stack([np.ones_like(xs), -z, a * z * np.log(xs)], axis=1)
+
+
+def fit_point(x: np.ndarray, y: np.ndarray, w: np.ndarray, start: Params | None = None) -> PointFit:
+    """One curve (x, y, w of shape (P,)): curve_fit's bounded power law, else log-linear.
+
+    curve_fit starts from `start` (scalars; default: fit_power_law's solution for these points)."""
+    if start is None:
+        start = fit_power_law(x[None], y[None, None], w[None])[0].take((0, 0))
     scale = float(np.max(x))
-    c0, b0 = float(start.c[0, 0]), float(np.clip(start.b[0, 0], B_MIN, B_MAX))
-    a0 = max(float(start.a[0, 0]) / scale**b0, 1e-9)
+    c0, b0 = float(start.c), float(np.clip(start.b, B_MIN, B_MAX))
+    a0 = max(float(start.a) / scale**b0, 1e-9)
     reason = None
     try:
         with warnings.catch_warnings():
@@ -244,6 +258,7 @@ def fit_point(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> PointFit:
                 absolute_sigma=True,
                 bounds=([-np.inf, 0.0, B_MIN], [C_MAX, np.inf, B_MAX]),
                 method="trf",
+                jac=_power_jacobian,
                 maxfev=2000,
             )
     except (RuntimeError, ValueError, OptimizeWarning) as error:
