@@ -424,8 +424,11 @@ def train_command(
     """Run one training stage (prefinetune or finetune) from a small YAML config; resumes if interrupted."""
     import os
 
+    from transformers.utils import logging as hf_logging
+
     from quickstudy.train.stages import load_train_run_config, run_train_config
 
+    hf_logging.disable_progress_bar()  # the training bar is ours; transformers' save bars are noise
     run = load_train_run_config(config, set_values)
     result = run_train_config(run)
     if os.environ.get("RANK", "0") != "0":  # one summary line under a multi-process launch
@@ -577,9 +580,17 @@ def report_command(
     from quickstudy.report import build_report
 
     files = build_report(study_dir, out, n_boot=bootstrap, tolerance=tolerance)
+    _print_answers(files.answers)
     console.print(f"report: {escape(str(files.html))}", highlight=False)
     for path in (files.markdown, files.csv, files.summary):
         console.print(f"        {escape(str(path))}", highlight=False)
+
+
+def _print_answers(markdown: str) -> None:
+    """The report's answers section, rendered for the terminal (plain text when piped)."""
+    from rich.markdown import Markdown
+
+    console.print(Markdown(markdown))
 
 
 # --- forecast command (issue 15: labels needed) -------------------------------
@@ -666,6 +677,7 @@ def demo_command(
         result = run_study(study, paths.out, progress=progress)
     files = build_report(paths.out, paths.report)
     minutes = (time.monotonic() - started) / 60
+    _print_answers(files.answers)
     console.print(f"demo: {result.already_done + len(result.done)}/{result.planned} runs done in {minutes:.1f} min")
     console.print(f"report: {files.html}\n        {files.markdown}")
     if not result.complete:

@@ -14,6 +14,7 @@ from quickstudy.report.thesis import ThesisReading, thesis_reading
 from quickstudy.report.thesis_sections import thesis_section
 
 TOP_TRUNCATED = 10
+HEADLINE_FIGURE = "sample_efficiency"  # shown right after the answers
 
 
 def number(value: float | None, digits: int = 2) -> str:
@@ -44,15 +45,18 @@ def study_name(analysis: Analysis) -> str:
 def report_blocks(
     analysis: Analysis, figures: list[Figure], reading: ThesisReading | None = None, forecast: Forecast | None = None
 ) -> list[Block]:
-    """Every section in reading order."""
+    """Every section in reading order: the answers and the headline figure first (a report's first
+    screen), then the thesis's reading, what is missing, what was run, and the details."""
     by_name = {figure.name: figure for figure in figures}
     reading = reading or thesis_reading(analysis)
     blocks: list[Block] = [Heading(1, f"quickstudy report: {study_name(analysis)}")]
-    blocks += _header(analysis)
-    blocks += _completeness(analysis)
-    blocks += _answers(analysis)
+    blocks += answer_blocks(analysis)
+    if HEADLINE_FIGURE in by_name:
+        blocks.append(Image(by_name[HEADLINE_FIGURE]))
     blocks += thesis_section(reading, by_name)
-    blocks += _curves(analysis, by_name)
+    blocks += _completeness(analysis)
+    blocks += _header(analysis)
+    blocks += _curves(analysis, {name: figure for name, figure in by_name.items() if name != HEADLINE_FIGURE})
     if forecast is not None:
         from quickstudy.report.forecast.blocks import forecast_blocks  # it formats with this module's helpers
 
@@ -232,7 +236,8 @@ def delta_sentence(delta, analysis: Analysis) -> str:
     )
 
 
-def _answers(analysis: Analysis) -> list[Block]:
+def answer_blocks(analysis: Analysis) -> list[Block]:
+    """The answers section (the report's first; `report` and `demo` print it in the terminal)."""
     blocks: list[Block] = [Heading(2, "The answers")]
     if not analysis.cells:
         return blocks + [Paragraph("No scores yet.")]
