@@ -123,40 +123,55 @@ def device_in_use() -> tuple[str, int]:
 
 
 def train_run(spec: RunSpec, study_dir: Path) -> dict[str, Any]:
-    """Pre-finetune or fine-tune; returns the training-data counts the report reads."""
-    from quickstudy.data.sampling import nested_samples, parse_size, prefinetune_instances
-    from quickstudy.data.splits import SplitConfig, task_split
-    from quickstudy.prompts.encoding import resolve_encoding
+    """Pre-finetune or fine-tune (train.stages.train_stage); returns the training-data counts the report reads."""
+    from quickstudy.data.splits import SplitConfig
+    from quickstudy.prompts.lengths import prompt_lengths
     from quickstudy.study.progress import RunProgressFile
     from quickstudy.train.config import TrainConfig
-    from quickstudy.train.loop import train_model
-    from quickstudy.train.stages import TaskSelection, training_features
+    from quickstudy.train.stages import downstream_selection, prefinetune_selection, train_stage
 
     progress = RunProgressFile(study_dir, spec)  # read by the study's progress view
     loaded = load_start_model(spec, study_dir)
     # No per-step bar under the study's bar: a run's steps are in runs/<id>/train/train_log.jsonl.
     training = TrainConfig.model_validate({**spec.training, "progress_bar": False})
-    encoding = resolve_encoding(spec.encoding_options | {"name": spec.encoding})
-    seed = spec.seed
-    selections = []
-    train_pool: dict[str, int] = {}
-    train_instances: dict[str, int] = {}
-    for task in checked_tasks(spec):
-        if spec.kind == RunKind.PREFINETUNE:
-            chosen = prefinetune_instances(task, spec.per_task, seed)
-        else:
-            split = task_split(task, SplitConfig(**spec.splits))
-            size = parse_size(spec.size)
-            chosen = nested_samples(split, [size], seed)[size.label]
-            train_pool[task.name] = len(split.train)
-        train_instances[task.name] = len(chosen)
-        selections.append(TaskSelection(task, chosen))
+    encoding = run_encoding(spec)
+    if spec.kind == RunKind.PREFINETUNE:
+        selections = [prefinetune_selection(task, spec.per_task, spec.seed) for task in checked_tasks(spec)]
+    else:
+        split = SplitConfig(**spec.splits)
+        selections = [downstream_selection(task, spec.size, spec.seed, split) for task in checked_tasks(spec)]
     # Token ids are cached per (task, instances, encoding, tokenizer, lengths): the nested
     # sizes and repeated arms of a study re-read them instead of tokenizing again.
-    encoded = training_features(selections, encoding, loaded, training, seed, cache_dir=study_dir / TOKEN_CACHE_DIR)
-    result = train_model(loaded, encoded, training, run_dir(study_dir, spec.id) / TRAIN_DIR, progress.training)
-    counts = {"train_instances": train_instances, "train_steps": result.steps, "final_loss": result.final_loss}
-    return counts | ({"train_pool": train_pool} if train_pool else {})
+    result = train_stage(
+        loaded,
+        selections,
+        encoding,
+        training,
+        run_dir(study_dir, spec.id) / TRAIN_DIR,
+        seed=spec.seed,
+        cache_dir=study_dir / TOKEN_CACHE_DIR,
+        on_step=progress.training,
+    )
+    counts = {
+        "train_instances": {s.task.name: len(s.instances) for s in selections},
+        "train_steps": result.steps,
+        "final_loss": result.final_loss,
+    }
+    if spec.kind == RunKind.PREFINETUNE:
+        return counts
+    prompt_tokens = {
+        s.task.name: prompt_lengths(
+            s.task, s.instances, encoding, loaded.tokenizer, training.max_source_length
+        ).to_json()
+        for s in selections
+    }
+    return counts | {"train_pool": {s.task.name: s.pool for s in selections}, "prompt_tokens": prompt_tokens}
+
+
+def run_encoding(spec: RunSpec) -> Any:
+    from quickstudy.prompts.encoding import resolve_encoding
+
+    return resolve_encoding(spec.encoding_options | {"name": spec.encoding})
 
 
 def evaluate_run(spec: RunSpec, study_dir: Path) -> dict[str, Any]:
@@ -218,7 +233,12 @@ def load_start_model(spec: RunSpec, study_dir: Path, device: str | None = None) 
 
 
 def checked_tasks(spec: RunSpec) -> list[Any]:
-    """The run's tasks, each checked to be the file the run was planned with."""
+    """The run's tasks, each checked to be the file the run was planned with, without the
+    instances the plan excluded for leakage (so every sample is drawn from what is left)."""
+    from dataclasses import replace
+
+    from quickstudy.data.leaks import without_excluded
+
     collection = Collection(spec.collection)
     tasks = []
     for name in spec.tasks:
@@ -228,7 +248,9 @@ def checked_tasks(spec: RunSpec) -> list[Any]:
             raise StudyError(
                 f"{collection.task_path(name)}: task file changed since the study was planned; run `study run` again"
             )
-        tasks.append(collection.task(name))
+        task = collection.task(name)
+        excluded = frozenset(spec.excluded_instances.get(name, ()))
+        tasks.append(replace(task, instances=without_excluded(task.instances, excluded)) if excluded else task)
     return tasks
 
 

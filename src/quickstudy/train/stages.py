@@ -10,7 +10,7 @@ A finished output folder is not trained again.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -34,10 +34,24 @@ from quickstudy.train.loop import TrainResult, completed_result, run_fingerprint
 
 @dataclass(frozen=True)
 class TaskSelection:
-    """The instances of one task a stage trains on."""
+    """The instances of one task a stage trains on; `pool`: how many train instances
+    they were drawn from (fine-tuning), None for pre-finetuning."""
 
     task: Task
     instances: list[Instance]
+    pool: int | None = None
+
+
+def prefinetune_selection(task: Task, n_per_task: int, seed: int) -> TaskSelection:
+    """`n_per_task` seeded instances of a seen task (all of them when it has fewer)."""
+    return TaskSelection(task, prefinetune_instances(task, n_per_task, seed))
+
+
+def downstream_selection(task: Task, size: str, seed: int, split_config: SplitConfig = SplitConfig()) -> TaskSelection:
+    """A task's nested sample of `size` from its leakage-free train pool."""
+    split = task_split(task, split_config)
+    label = parse_size(size).label
+    return TaskSelection(task, nested_samples(split, [parse_size(size)], seed)[label], pool=len(split.train))
 
 
 def prefinetune(
@@ -52,11 +66,8 @@ def prefinetune(
     cache_dir: str | Path | None = None,
 ) -> TrainResult:
     """Train `model` on `n_per_task` seeded instances of each seen task, mixed."""
-    selections = [
-        TaskSelection(task, prefinetune_instances(task, n_per_task, seed))
-        for task in collection.tasks(list(seen_tasks))
-    ]
-    return _train_stage(model, selections, resolve_encoding(encoding), config, Path(out_dir), seed, cache_dir)
+    selections = [prefinetune_selection(task, n_per_task, seed) for task in collection.tasks(list(seen_tasks))]
+    return train_stage(model, selections, resolve_encoding(encoding), config, out_dir, seed=seed, cache_dir=cache_dir)
 
 
 def finetune(
@@ -71,7 +82,7 @@ def finetune(
     """Train a model (spec, hub id or checkpoint folder) on the selected instances:
     one selection for STL, one per task (mixed in every batch order) for MTL."""
     spec = model if isinstance(model, ModelSpec) else ModelSpec(name_or_path=str(model))
-    return _train_stage(spec, list(selections), resolve_encoding(encoding), config, Path(out_dir), seed, cache_dir)
+    return train_stage(spec, selections, resolve_encoding(encoding), config, out_dir, seed=seed, cache_dir=cache_dir)
 
 
 def downstream_selections(
@@ -87,14 +98,14 @@ def downstream_selections(
     chosen = read_manifest(manifest) if manifest is not None else None
     selections = []
     for task in collection.tasks(list(task_names)):
-        split = task_split(task, split_config)
-        if chosen is not None:
-            instances = select_instances(
-                split.train, chosen.ids(task.name, size), f"{manifest}: tasks.{task.name}.{size}"
-            )
-        else:
-            instances = nested_samples(split, [parse_size(size)], seed)[parse_size(size).label]
-        selections.append(TaskSelection(task, instances))
+        if chosen is None:
+            selections.append(downstream_selection(task, size, seed, split_config))
+            continue
+        train = task_split(task, split_config).train
+        ids = chosen.ids(task.name, size)
+        selections.append(
+            TaskSelection(task, select_instances(train, ids, f"{manifest}: tasks.{task.name}.{size}"), len(train))
+        )
     return selections
 
 
@@ -134,25 +145,33 @@ def training_features(
     ]
 
 
-def _train_stage(
-    spec: ModelSpec,
-    selections: list[TaskSelection],
+def train_stage(
+    model: ModelSpec | LoadedModel,
+    selections: Sequence[TaskSelection],
     encoding: Encoding,
     config: TrainConfig,
-    out_dir: Path,
-    seed: int,
-    cache_dir: str | Path | None,
+    out_dir: str | Path,
+    *,
+    seed: int | None = None,
+    cache_dir: str | Path | None = None,
+    on_step: Callable[[int, int, float | None], None] | None = None,
 ) -> TrainResult:
-    loaded = load_model(spec)
+    """Train a model (a spec to load, or one loaded already) on the selections, mixed, and
+    leave `<out_dir>/model`: the one training stage of `quickstudy train` and of a study's
+    pre-finetune and fine-tune runs. Selections without instances are dropped; a run that
+    finished in `out_dir` is returned as is (refused when it is of another model, data or
+    config); `seed` (default: config.seed) picks each instance's training reference."""
+    loaded = model if isinstance(model, LoadedModel) else load_model(model)
+    seed = config.seed if seed is None else seed
     encoded = training_features([s for s in selections if s.instances], encoding, loaded, config, seed, cache_dir)
     done = completed_result(out_dir)
     if done is not None:
-        if done.fingerprint != run_fingerprint(spec, encoded, config):
+        if done.fingerprint != run_fingerprint(loaded.spec, encoded, config):
             raise ConfigError(
                 f"{out_dir}: holds a finished run of a different model, data or config; use another output dir"
             )
         return done
-    return train_model(loaded, encoded, config, out_dir)
+    return train_model(loaded, encoded, config, out_dir, on_step)
 
 
 # --- one stage from a YAML file: `quickstudy train CONFIG.yaml --set key=value` ---
@@ -197,6 +216,8 @@ def load_train_run_config(path: str | Path, overrides: Sequence[str] = ()) -> Tr
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as error:
         raise ConfigError(f"{path}: cannot read ({error.strerror})") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {error.start})") from None
     except yaml.YAMLError as error:
         raise ConfigError(f"{path}: invalid YAML ({str(error).splitlines()[0]})") from None
     if not isinstance(raw, dict):
@@ -214,6 +235,8 @@ def apply_override(raw: dict[str, Any], override: str) -> None:
     key, sep, text = override.partition("=")
     if not sep or not key or any(not part for part in key.split(".")):
         raise ConfigError(f"--set {override!r}: expected dotted.key=value")
+    if not text.strip():
+        raise ConfigError(f"--set {override!r}: no value after '='")
     *parents, leaf = key.split(".")
     node = raw
     for part in parents:
