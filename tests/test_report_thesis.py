@@ -244,3 +244,51 @@ def test_crossover_interval_holds_its_estimate_on_the_thesis_numbers(tmp_path):
     for estimates in analysis.overall.values():
         for estimate in estimates.values():
             assert estimate.low <= estimate.value <= estimate.high
+
+
+def test_prompt_lengths_count_whole_prompts_in_the_tokenizer():
+    from quickstudy.data.records import Example, Instance, Task
+    from quickstudy.models.tiny import byte_tokenizer
+    from quickstudy.prompts.encoding import PromptBuilder, encoding_by_name
+    from quickstudy.prompts.lengths import prompt_lengths
+
+    task = Task(
+        name="task1_demo",
+        definition="Copy the input. " * 20,
+        positive_examples=[Example("a", "a", None), Example("b", "b", None)],
+        instances=[Instance(f"i{j}", "word " * (10 * j), ("x",)) for j in range(1, 5)],
+    )
+    tokenizer = byte_tokenizer()
+    encoding = encoding_by_name("def_pos2")
+    expected = [len(PromptBuilder(task, encoding).prompt(i.input).encode()) + 1 for i in task.instances]  # + </s>
+    lengths = prompt_lengths(task, task.instances, encoding, tokenizer, budget=expected[1])
+    assert (lengths.n, lengths.max, lengths.over_budget) == (4, max(expected), 2)
+    assert lengths.mean == pytest.approx(sum(expected) / 4)
+    bare = prompt_lengths(task, task.instances, encoding_by_name("input_only"), tokenizer, budget=None)
+    assert bare.mean == pytest.approx(sum(len(i.input.encode()) + 1 for i in task.instances) / 4)
+
+
+def test_tables_4_2_and_4_3_and_per_task_prompt_lengths(tmp_path):
+    root = write_synthetic_study(tmp_path / "study", thesis_numbers_study())
+    recorded = {"proposed": (400, 1200), "baseline_3": (90, 300)}  # (mean, max) tokens, as a finetune run records
+    for path in (root / "runs").glob("*/spec.json"):
+        spec = json.loads(path.read_text())
+        if spec["kind"] == "finetune" and spec["arm"] in recorded and spec["size"] == "all":
+            mean, top = recorded[spec["arm"]]
+            n = spec["train_instances"]
+            counts = n if isinstance(n, dict) else {spec["task"]: n}
+            spec["prompt_tokens"] = {
+                t: {"n": c, "mean": mean, "max": top, "over_budget": c // 4} for t, c in counts.items()
+            }
+            spec["training"] = {"max_source_length": 512}
+            path.write_text(json.dumps(spec))
+    markdown = build_report(root, n_boot=N_BOOT).markdown.read_text()
+    assert "| train instances (the train pools) | 374,745 |" in markdown
+    assert "| mean train prompt length, with instructions (tokens) | 400.00 |" in markdown
+    assert "| mean train prompt length, without instructions (tokens) | 90.00 |" in markdown
+    assert "| 1000 | 11,529 | 8,831 | 8,026 | 9,049 | 19,019 | 16,514 | 21,988 | 94,956 (25.34%) |" in markdown
+    assert "| tasks | 1 | 1 | 1 | 1 | 1 | 1 | 1 | 7 |" in markdown
+    per_task = markdown[markdown.index("## Per task") :]
+    task_row = next(line for line in per_task.splitlines() if line.startswith("| task0_answerability"))
+    assert task_row.endswith("| 400 | 1200 | 25.0% |")
+    assert "**Models trained**: 56 planned: 49 STL (7 per task over 7 tasks), 6 MTL, 1 pre-finetuning." in markdown

@@ -120,6 +120,7 @@ class Analysis:
     partial_cells: dict[CellKey, int] = field(default_factory=dict)  # cell -> tasks covered
     n_boot: int = 0
     category_tasks: dict[str, int] = field(default_factory=dict)  # category (as grouped) -> evaluated tasks
+    task_categories: dict[str, str] = field(default_factory=dict)  # task -> category (as grouped)
 
     def category_view(self, key: CellKey, category: str) -> tuple[str, Estimate]:
         """SuperNI's category view: exact match for classification-like categories, else ROUGE-L."""
@@ -193,6 +194,7 @@ def analyse(results: StudyResults, n_boot: int = 1000, seed: int = 0, top_catego
         partial_cells=_partial_cells(cells),
         n_boot=n_boot,
         category_tasks=category_tasks,
+        task_categories=grouped,
     )
 
 

@@ -27,6 +27,7 @@ ROUGE_LABEL = "ROUGE-L F-measure (×100)"
 DPI = 150
 VERDICT_COLOURS = {"helps": "#0072B2", "hurts": "#D55E00", "no clear difference": "#999999"}
 MIN_Y_SPAN = 10.0  # ROUGE-L points
+FIGURE_1_1 = "figure_1_1"  # the thesis's one-glance summary, the report's first figure
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ def write_figures(analysis: Analysis, out_dir: Path, reading: ThesisReading | No
     figures = []
     rows = summary_rows(reading) if reading else []
     if rows:
-        figures.append(_summary_figure(rows, out_dir / "figure_1_1.png"))
+        figures.append(_summary_figure(rows, out_dir / f"{FIGURE_1_1}.png"))
     if any(setting in analysis.curves for setting in SETTING_TITLES):
         figures.append(_curves_figure(analysis, out_dir / "sample_efficiency.png"))
     for setting in SETTING_TITLES:
@@ -120,7 +121,7 @@ def _summary_figure(rows: list[tuple[str, float, str]], path: Path) -> Figure:
         "of the SOTA (full data, no instructions); shares are of the summed train pools."
     )
     _save(fig, path)
-    return Figure("figure_1_1", path, "Figure 1.1: at a glance", caption)
+    return Figure(FIGURE_1_1, path, "Figure 1.1: at a glance", caption)
 
 
 def _curves_figure(analysis: Analysis, path: Path) -> Figure:

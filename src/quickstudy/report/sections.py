@@ -8,10 +8,11 @@ from typing import Any
 from quickstudy.report.analysis import Analysis, Crossover
 from quickstudy.report.bootstrap import CellKey, Estimate
 from quickstudy.report.document import Block, Bullets, Heading, Image, Paragraph, Table
-from quickstudy.report.figures import Figure
+from quickstudy.report.figures import FIGURE_1_1, Figure
 from quickstudy.report.forecast.answers import Forecast
+from quickstudy.report.tables import DataTables, data_tables
 from quickstudy.report.thesis import ThesisReading, thesis_reading
-from quickstudy.report.thesis_sections import thesis_section
+from quickstudy.report.thesis_sections import PROMPT_COLUMNS, data_table_blocks, prompt_columns, thesis_section
 
 TOP_TRUNCATED = 10
 HEADLINE_FIGURE = "sample_efficiency"  # shown right after the answers
@@ -50,19 +51,22 @@ def report_blocks(
     by_name = {figure.name: figure for figure in figures}
     reading = reading or thesis_reading(analysis)
     blocks: list[Block] = [Heading(1, f"quickstudy report: {study_name(analysis)}")]
+    tables = data_tables(analysis)
     blocks += answer_blocks(analysis)
-    if HEADLINE_FIGURE in by_name:
-        blocks.append(Image(by_name[HEADLINE_FIGURE]))
-    blocks += thesis_section(reading, by_name)
+    for name in (FIGURE_1_1, HEADLINE_FIGURE):  # the thesis's one-glance summary first, then the curves
+        if name in by_name:
+            blocks.append(Image(by_name[name]))
+    blocks += thesis_section(reading)
     blocks += _completeness(analysis)
     blocks += _header(analysis)
+    blocks += data_table_blocks(analysis, tables)
     blocks += _curves(analysis, {name: figure for name, figure in by_name.items() if name != HEADLINE_FIGURE})
     if forecast is not None:
         from quickstudy.report.forecast.blocks import forecast_blocks  # it formats with this module's helpers
 
         blocks += forecast_blocks(forecast, by_name)
     blocks += _categories(analysis, by_name)
-    blocks += _tasks(analysis)
+    blocks += _tasks(analysis, tables)
     blocks += _notes(analysis)
     return blocks
 
@@ -390,23 +394,26 @@ def _categories(analysis: Analysis, figures: dict[str, Figure]) -> list[Block]:
     return blocks
 
 
-def _tasks(analysis: Analysis) -> list[Block]:
+def _tasks(analysis: Analysis, tables: DataTables) -> list[Block]:
     keys = analysis.ordered_cells()
     rows = [
         [row.task, row.category]
         + [number(row.rougeL.get(k)) for k in keys]
         + [signed(row.instruction_gain), percent(row.truncated)]
+        + prompt_columns(tables, row.task)
         for row in analysis.tasks
     ]
     blocks: list[Block] = [
         Heading(2, "Per task"),
         Table(
-            ["task", "category"] + [k.label for k in keys] + ["instruction gain", "prompts truncated"],
+            ["task", "category"] + [k.label for k in keys] + ["instruction gain", "prompts truncated"] + PROMPT_COLUMNS,
             rows,
             sortable=True,
-            numeric=[False, False] + [True] * (len(keys) + 2),
+            numeric=[False, False] + [True] * (len(keys) + 2 + len(PROMPT_COLUMNS)),
             caption="ROUGE-L per task and cell (click a column to sort). Instruction gain: mean equal-data difference "
-            "instruction arm − baseline. Prompts truncated: share of evaluated prompts cut to the source budget.",
+            "instruction arm − baseline. Prompts truncated: share of evaluated prompts cut to the source budget. "
+            "Prompt tokens: the task's train prompts with instructions, whole, in the study's tokenizer (section "
+            "5.2.5's lengths); over the budget: the share longer than the source budget.",
         ),
     ]
     truncated = sorted((r for r in analysis.tasks if r.truncated), key=lambda r: -r.truncated)[:TOP_TRUNCATED]

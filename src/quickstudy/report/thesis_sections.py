@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from quickstudy.report.document import Block, Bullets, Heading, Image, Paragraph, Table
-from quickstudy.report.figures import Figure
+from quickstudy.report.analysis import Analysis
+from quickstudy.report.document import Block, Bullets, Heading, Paragraph, Table
+from quickstudy.report.tables import WITH, WITHOUT, DataTables
 from quickstudy.report.thesis import (
     ThesisReading,
     efficiency_sentence,
@@ -12,14 +13,13 @@ from quickstudy.report.thesis import (
     sota_sentences,
 )
 
-FIGURE_1_1 = "figure_1_1"
-
 
 def _score(value: float | None) -> str:
     return "–" if value is None else f"{value:.2f}"
 
 
-def thesis_section(reading: ThesisReading, figures: dict[str, Figure]) -> list[Block]:
+def thesis_section(reading: ThesisReading) -> list[Block]:
+    """The thesis's reading in words and tables (its Figure 1.1 is drawn with the answers)."""
     blocks: list[Block] = [
         Heading(2, "The thesis's reading"),
         Paragraph(
@@ -31,8 +31,6 @@ def thesis_section(reading: ThesisReading, figures: dict[str, Figure]) -> list[B
             "and the paired-bootstrap differences above for the estimate and its uncertainty."
         ),
     ]
-    if FIGURE_1_1 in figures:
-        blocks.append(Image(figures[FIGURE_1_1]))
     if not reading.settings:
         return blocks + [Paragraph("No instruction arm has finished.")]
     items = []
@@ -116,3 +114,83 @@ def thesis_section(reading: ThesisReading, figures: dict[str, Figure]) -> list[B
         )
     )
     return blocks
+
+
+# --- the thesis's data tables ------------------------------------------------------------
+
+THESIS_MODELS = (
+    "The thesis states 961 trained models (119 x 8 STL + 9 MTL, section 4); its arms give 7 STL models "
+    "per task (4 sizes + 3 baselines) and 6 MTL models (4 sizes + 2 baselines), 839 fine-tunes with its 119 tasks, "
+    "plus the pre-finetuning of f_M1."
+)
+
+
+def models_trained(analysis: Analysis) -> str:
+    """The run count in the thesis's terms: models fine-tuned per setting, and pre-finetuned."""
+    runs = analysis.results.runs
+    stl = [r for r in runs if r.kind == "finetune" and r.setting == "stl"]
+    mtl = [r for r in runs if r.kind == "finetune" and r.setting == "mtl"]
+    prefinetuned = sum(r.kind == "prefinetune" for r in runs)
+    tasks = len({r.task for r in stl if r.task})
+    per_task = f" ({len(stl) / tasks:g} per task over {tasks} tasks)" if tasks else ""
+    return (
+        f"**Models trained**: {len(stl) + len(mtl) + prefinetuned} planned: {len(stl)} STL{per_task}, "
+        f"{len(mtl)} MTL, {prefinetuned} pre-finetuning. {THESIS_MODELS}"
+    )
+
+
+def data_table_blocks(analysis: Analysis, tables: DataTables) -> list[Block]:
+    """Tables 4.2 and 4.3 of the thesis, from this study's runs."""
+
+    def tokens(role: str) -> str:
+        value = tables.mean_prompt_tokens[role]
+        return "not recorded" if value is None else f"{value:.2f}"
+
+    prefinetune = tables.prefinetune_instances
+    rows = [
+        ["tasks", f"{tables.tasks:,}"],
+        ["train instances (the train pools)", f"{tables.train_instances:,}"],
+        ["test instances (evaluated)", f"{tables.test_instances:,}"],
+        ["pre-finetuning instances", "–" if prefinetune is None else f"{prefinetune:,}"],
+        ["mean train prompt length, with instructions (tokens)", tokens(WITH)],
+        ["mean train prompt length, without instructions (tokens)", tokens(WITHOUT)],
+    ]
+    blocks: list[Block] = [
+        Paragraph(models_trained(analysis)),
+        Table(
+            ["statistic", "value"],
+            rows,
+            numeric=[False, True],
+            caption="The study's data (the thesis's Table 4.2). Prompt lengths: whole prompts in the study's tokenizer "
+            "and encodings, before the source budget, over the largest sample each task was trained on.",
+        ),
+    ]
+    labels = list(tables.shares)
+    categories = list(tables.per_category)
+    if categories and labels:
+        table_rows = [["tasks"] + [str(tables.category_tasks.get(c, 0)) for c in categories] + [str(tables.tasks)]]
+        for label in labels:
+            counts = [tables.per_category[c].get(label, 0) for c in categories]
+            table_rows.append(
+                [label] + [f"{n:,}" for n in counts] + [f"{sum(counts):,} ({share_text(tables.shares[label])})"]
+            )
+        blocks.append(
+            Table(
+                ["size"] + categories + ["total (share of train pool)"],
+                table_rows,
+                numeric=[False] + [True] * (len(categories) + 1),
+                caption="Train instances per category at each size, summed over tasks (the thesis's Table 4.3).",
+            )
+        )
+    return blocks
+
+
+def prompt_columns(tables: DataTables, task: str) -> list[str]:
+    """The per-task table's prompt-length cells (with instructions): mean, max, share over the budget."""
+    found = tables.prompts[WITH].get(task)
+    if found is None:
+        return ["–", "–", "–"]
+    return [f"{found.mean:.0f}", str(found.max), f"{100 * found.share_over:.1f}%"]
+
+
+PROMPT_COLUMNS = ["prompt tokens (mean)", "prompt tokens (max)", "prompts over the source budget"]

@@ -179,6 +179,9 @@ class RunSpec(BaseModel):
     train_steps: int | None = None
     final_loss: float | None = None
     test_instances: dict[str, int] | None = None
+    # finetune runs: per task, the train prompts' token counts before the budget
+    # (prompts/lengths.PromptLengths: n, mean, max, over_budget)
+    prompt_tokens: dict[str, dict[str, float]] | None = None
 
     @property
     def start_run(self) -> str | None:
