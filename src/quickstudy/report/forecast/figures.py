@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+from matplotlib.ticker import FuncFormatter, NullFormatter
 
 from quickstudy.report.figures import OKABE_ITO, ROUGE_LABEL, Figure, _save, plt
 from quickstudy.report.forecast.answers import BEYOND_FACTOR, CurveForecast, Forecast, percentile_interval
@@ -68,9 +69,11 @@ def _draw(ax, curve: CurveForecast, colour: str, label: str | None) -> None:
     ax.errorbar(series.x, series.y, yerr=np.nan_to_num(errors), fmt="o", color=colour, ms=4, capsize=2)
     if series.target is not None:
         ax.axhline(series.target.value, color="#000000", ls=":", lw=1)
-    if curve.n_target is not None and math.isfinite(curve.n_target.value) and curve.n_target.value <= xs[-1]:
+    if curve.n_target is not None and xs[0] <= curve.n_target.value <= xs[-1]:
         ax.axvline(curve.n_target.value, color=colour, ls=(0, (1, 3)), lw=1)
     ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:,.0f}"))  # plain text, no math text
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.grid(True, axis="y", alpha=0.3)
 
 
