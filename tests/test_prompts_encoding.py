@@ -21,9 +21,14 @@ from quickstudy.prompts.encoding import (
     resolve_encoding,
 )
 from quickstudy.prompts.features import text_examples
-from quickstudy.prompts.tokenizers import ByteCounter, TokenCounter, token_counter
+from quickstudy.prompts.tokenizers import ByteCounter, SplitCounter, TokenCounter, token_counter
 
 GOLDEN_LINES = 1728
+
+
+def exact_counter(tokenizer, head: str = "") -> TokenCounter:
+    """The reference's counting: the tokenizer counts every candidate prompt."""
+    return TokenCounter(tokenizer)
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +76,7 @@ def test_every_golden_prompt_is_reproduced_through_the_trainer_path(collection, 
 @pytest.mark.superni
 def test_exact_counting_reproduces_the_truncated_goldens(collection, golden, byt5, monkeypatch):
     """The path every non-byte tokenizer takes: the tokenizer counts each candidate prompt."""
-    monkeypatch.setattr(encoding_module, "token_counter", TokenCounter)
+    monkeypatch.setattr(encoding_module, "token_counter", exact_counter)
     truncated = [line for line in golden if line["max_source_length"] is not None]
     assert len(truncated) == GOLDEN_LINES * 2 // 3
     for (task_name, encoding_name, _, budget), lines in golden_groups(truncated).items():
@@ -119,7 +124,7 @@ def test_byte_arithmetic_equals_tokenizer_counts_on_sample_instances(collection,
         return [builder.build(instance.input) for builder, task in builders for instance in task.instances[:30]]
 
     fast = every_prompt()
-    monkeypatch.setattr(encoding_module, "token_counter", TokenCounter)
+    monkeypatch.setattr(encoding_module, "token_counter", exact_counter)
     exact = every_prompt()
     assert (
         len(fast) > 1400
@@ -193,7 +198,7 @@ def test_a_general_tokenizer_is_counted_exactly(collection):
     )
     words.train_from_iterator(corpus, trainers.WordLevelTrainer(special_tokens=["[UNK]", "[PAD]"]))
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=words, unk_token="[UNK]", pad_token="[PAD]")
-    assert type(token_counter(tokenizer)) is TokenCounter
+    assert type(token_counter(tokenizer)) is SplitCounter
 
     encoding = encoding_by_name("def_pos2")
     instance_input = task.instances[0].input
@@ -256,3 +261,47 @@ def test_empty_explanation_is_written_but_a_missing_one_is_skipped():
     prompt = PromptBuilder(task, encoding_by_name("def_pos2_expl")).prompt("c")
     # The reference encoder: an explanation key that is present but empty gives " Explanation: ."
     assert " Output: a.\n Explanation: .\n\n Positive Example 2 -\nInput: b.\n Output: b.\n\nNow complete" in prompt
+
+
+def sample_texts(collection: Collection) -> list[str]:
+    texts = []
+    for task in collection.tasks():
+        texts += [task.definition] + [e.input + " " + e.output for e in task.positive_examples + task.negative_examples]
+        texts += [instance.input for instance in task.instances[:20]]
+    return texts
+
+
+@pytest.fixture(scope="module")
+def other_tokenizers(collection) -> dict:
+    """A word-level and a T5-style SentencePiece tokenizer trained on the sample, offline."""
+    from quickstudy.models.tiny import sentencepiece_tokenizer, word_level_tokenizer
+
+    texts = sample_texts(collection)
+    return {"word": word_level_tokenizer(texts, 3000), "sentencepiece": sentencepiece_tokenizer(texts, 2000)}
+
+
+@pytest.mark.superni
+@pytest.mark.parametrize("kind", ["word", "sentencepiece"])
+def test_split_counting_equals_exact_counting_on_the_sample(collection, other_tokenizers, kind, monkeypatch):
+    """Non-byte tokenizers: per-piece counts (re-tokenizing only near the budget) build the
+    same prompts as counting every candidate, across budgets that drop examples and cut."""
+    tokenizer = other_tokenizers[kind]
+    assert type(token_counter(tokenizer, encoding_module.TASK_INPUT_HEAD)) is SplitCounter
+    encodings = [encoding_by_name("def_pos2"), encoding_by_name("def_pos2_neg2_expl"), encoding_by_name("input_only")]
+    tasks = [collection.task(name) for name in collection.task_names()]
+
+    def every_prompt() -> list:
+        return [
+            PromptBuilder(task, encoding, tokenizer, budget).build(instance.input)
+            for task in tasks
+            for encoding in encodings
+            for budget in (24, 100, 200, 450, 1024)
+            for instance in task.instances[:6]
+        ]
+
+    fast = every_prompt()
+    monkeypatch.setattr(encoding_module, "token_counter", exact_counter)
+    exact = every_prompt()
+    assert sum(p.truncated for p in fast) > 100 and sum(p.dropped_examples > 0 for p in fast) > 100
+    assert sum(not p.truncated for p in fast) > 500
+    assert fast == exact

@@ -52,6 +52,23 @@ def word_level_tokenizer(texts: Iterable[str], vocab_size: int = 8000) -> PreTra
     tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
     trainer = trainers.WordLevelTrainer(vocab_size=vocab_size, special_tokens=list(SPECIAL_TOKENS), show_progress=False)
     tokenizer.train_from_iterator(texts, trainer=trainer)
+    return _appending_eos(tokenizer)
+
+
+def sentencepiece_tokenizer(texts: Iterable[str], vocab_size: int = 8000) -> PreTrainedTokenizerFast:
+    """A T5-style SentencePiece (unigram) tokenizer trained on `texts`, offline: T5's
+    normalizer and Metaspace pre-tokenizer ("▁" marks a word start); appends </s>."""
+    from tokenizers.implementations import SentencePieceUnigramTokenizer
+
+    trained = SentencePieceUnigramTokenizer()
+    trained.train_from_iterator(
+        texts, vocab_size=vocab_size, special_tokens=list(SPECIAL_TOKENS), unk_token="<unk>", show_progress=False
+    )
+    return _appending_eos(trained._tokenizer)
+
+
+def _appending_eos(tokenizer: Tokenizer) -> PreTrainedTokenizerFast:
+    """The trained tokenizer as a transformers tokenizer that appends </s>, as T5's does."""
     eos_id = tokenizer.token_to_id("</s>")
     tokenizer.post_processor = processors.TemplateProcessing(
         single="$A </s>", pair="$A </s> $B </s>", special_tokens=[("</s>", eos_id)]

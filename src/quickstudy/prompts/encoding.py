@@ -62,9 +62,7 @@ class Encoding:
     @property
     def has_instructions(self) -> bool:
         """True when a prompt holds any instruction: a definition, the task name or examples."""
-        return bool(
-            self.add_task_definition or self.add_task_name or self.num_pos_examples or self.num_neg_examples
-        )
+        return bool(self.add_task_definition or self.add_task_name or self.num_pos_examples or self.num_neg_examples)
 
     def options(self) -> dict[str, Any]:
         """The switches alone (no name), as the goldens and study configs write them."""
@@ -167,8 +165,12 @@ def closed(text: str) -> str:
     return text if text and text[-1] in string.punctuation else text + "."
 
 
+# The fixed start of every instance's part of a prompt (what a SplitCounter's texts start with).
+TASK_INPUT_HEAD = "Now complete the following example -\n"
+
+
 def task_input_text(instance_input: str) -> str:
-    return "Now complete the following example -\n" + closed(f"Input: {instance_input.strip()}") + "\nOutput: "
+    return TASK_INPUT_HEAD + closed(f"Input: {instance_input.strip()}") + "\nOutput: "
 
 
 def definition_text(definition: str) -> str:
@@ -214,7 +216,9 @@ class PromptBuilder:
         self.task = task
         self.encoding = encoding
         self.budget = max_source_length
-        self._counter: TokenCounter | None = token_counter(tokenizer) if max_source_length is not None else None
+        self._counter: TokenCounter | None = (
+            token_counter(tokenizer, TASK_INPUT_HEAD) if max_source_length is not None else None
+        )
         self._name = task.name + ". " if encoding.add_task_name else ""
         self._definition = definition_text(task.definition) if encoding.add_task_definition else ""
         self._positives = [
@@ -238,44 +242,46 @@ class PromptBuilder:
     def build(self, instance_input: str) -> BuiltPrompt:
         """The prompt for one instance input, with what the budget dropped or cut."""
         if self.encoding.input_only:
-            return self._within_budget([instance_input], self._measure(instance_input), dropped=0)
+            return self._within_budget([instance_input], self._over_budget(instance_input), dropped=0)
         task_input = task_input_text(instance_input)
         if self._counter is None:
             return BuiltPrompt(self._name + self._definition + self._all_examples + task_input)
-        measure = self._measure(task_input)
+        over = self._over_budget(task_input)
         # The reference checks each candidate against the kept ones joined with a space,
         # although the final prompt joins them with nothing: reproduced on purpose.
-        positives = self._kept(self._positives, [self._definition], task_input, measure)
-        negatives = self._kept(self._negatives, [self._definition, *_spaced(positives)], task_input, measure)
+        positives = self._kept(self._positives, [self._definition], task_input, over)
+        negatives = self._kept(self._negatives, [self._definition, *_spaced(positives)], task_input, over)
         dropped = len(self._positives) - len(positives) + len(self._negatives) - len(negatives)
         pieces = [self._name, self._definition, *positives, *negatives, task_input]
-        return self._within_budget(pieces, measure, dropped)
+        return self._within_budget(pieces, over, dropped)
 
-    def _measure(self, varying: str) -> Callable[[list[str]], int]:
-        """Token count of the concatenated pieces: summed per piece when every piece's
-        count is fixed, otherwise counted by the tokenizer."""
-        counter = self._counter
-        if counter is None:
-            return lambda pieces: 0
+    def _over_budget(self, varying: str) -> Callable[[list[str]], bool]:
+        """Whether the concatenated pieces (the last one `varying`) have more tokens than the
+        budget: their counts summed when every piece's count is fixed, otherwise the
+        counter's answer for the fixed pieces joined, followed by `varying`."""
+        counter, budget = self._counter, self.budget
+        if counter is None or budget is None:
+            return lambda pieces: False
         lengths = dict(self._lengths)
         lengths[varying] = counter.piece_length(varying)
-        if any(length is None for length in lengths.values()):
-            return lambda pieces: counter.count("".join(pieces))
-        return lambda pieces: counter.overhead + sum(lengths[piece] for piece in pieces)  # type: ignore[misc]
+        if all(length is not None for length in lengths.values()):
+            return lambda pieces: counter.overhead + sum(lengths[piece] for piece in pieces) > budget  # type: ignore[misc]
+        varying_count = counter.text_count(varying)
+        return lambda pieces: counter.joined_exceeds("".join(pieces[:-1]), varying, varying_count, budget)
 
     def _kept(
-        self, candidates: list[str], before: list[str], task_input: str, measure: Callable[[list[str]], int]
+        self, candidates: list[str], before: list[str], task_input: str, over: Callable[[list[str]], bool]
     ) -> list[str]:
         kept: list[str] = []
         for candidate in candidates:
-            if measure([*before, *_spaced(kept), candidate, task_input]) > self.budget:  # type: ignore[operator]
+            if over([*before, *_spaced(kept), candidate, task_input]):
                 break
             kept.append(candidate)
         return kept
 
-    def _within_budget(self, pieces: list[str], measure: Callable[[list[str]], int], dropped: int) -> BuiltPrompt:
+    def _within_budget(self, pieces: list[str], over: Callable[[list[str]], bool], dropped: int) -> BuiltPrompt:
         text = "".join(pieces)
-        if self._counter is None or self.budget is None or measure(pieces) <= self.budget:
+        if self._counter is None or self.budget is None or not over(pieces):
             return BuiltPrompt(text, truncated=False, dropped_examples=dropped)
         return BuiltPrompt(self._counter.cut(text, self.budget), truncated=True, dropped_examples=dropped)
 
