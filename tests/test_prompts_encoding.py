@@ -74,9 +74,11 @@ def test_every_golden_prompt_is_reproduced_through_the_trainer_path(collection, 
 
 
 @pytest.mark.superni
-def test_exact_counting_reproduces_the_truncated_goldens(collection, golden, byt5, monkeypatch):
-    """The path every non-byte tokenizer takes: the tokenizer counts each candidate prompt."""
-    monkeypatch.setattr(encoding_module, "token_counter", exact_counter)
+@pytest.mark.parametrize("counter", [exact_counter, SplitCounter], ids=["exact", "split"])
+def test_exact_and_split_counting_reproduce_the_truncated_goldens(collection, golden, byt5, monkeypatch, counter):
+    """The reference's counting (the tokenizer counts each candidate prompt), and the path
+    every non-byte tokenizer takes (SplitCounter), with ByT5's tokenizer on the goldens."""
+    monkeypatch.setattr(encoding_module, "token_counter", counter)
     truncated = [line for line in golden if line["max_source_length"] is not None]
     assert len(truncated) == GOLDEN_LINES * 2 // 3
     for (task_name, encoding_name, _, budget), lines in golden_groups(truncated).items():
