@@ -86,12 +86,12 @@ def test_tolerated_layouts(tmp_path: Path) -> None:
     assert [i.references for i in task.instances] == [("single string",), ("r1", "r2"), ("r3",)]
 
 
-def test_bare_folder_makes_every_task_seen_and_unseen(tmp_path: Path) -> None:
+def test_bare_folder_makes_every_task_unseen_and_none_seen(tmp_path: Path) -> None:
     for name in ("b_task", "a_task"):
         write_json(tmp_path / f"{name}.json", {"Definition": "d", "Instances": [{"input": "i", "output": ["o"]}]})
     collection = Collection(tmp_path)
     split = collection.split("default")
-    assert split.train == split.test == ("a_task", "b_task")
+    assert (split.train, split.test) == ((), ("a_task", "b_task"))  # nothing to pre-finetune on
     assert collection.task("a_task").category == "unknown"
 
 

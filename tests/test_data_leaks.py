@@ -87,3 +87,133 @@ def test_clean_collection_has_no_leaks(quickstudy, sample_dir):
     code, stdout, stderr = quickstudy("data", "leaks", str(sample_dir), "--json")
     assert code == 0, stderr
     assert json.loads(stdout)["pairs"] == []
+
+
+# --- the study side: leakage: remove | report | refuse -------------------------------------
+
+
+def study_config(root: Path, **extra):
+    from quickstudy.study.config import validated_config
+
+    raw = {
+        "collection": str(root),
+        "models": {
+            "tuned": {"name_or_path": "tiny-t5"},
+            "base": {"name_or_path": "tiny-t5", "init_seed": 2},
+            "base_prefinetuned": {"prefinetune": {"from": "base", "per_task": 40}},
+        },
+        "arms": [
+            {"name": "mtl", "start": "tuned", "encoding": "def", "setting": "mtl", "sizes": [10, "all"]},
+            {
+                "name": "stl_b1",
+                "start": "base_prefinetuned",
+                "encoding": "input_only",
+                "setting": "stl",
+                "sizes": ["all"],
+            },
+        ],
+        **extra,
+    }
+    return validated_config(raw, where="test")
+
+
+def selected_ids(spec) -> dict[str, set[str]]:
+    """The instance ids a training run trains on, selected as study.execute selects them."""
+    from quickstudy.data.sampling import nested_samples, parse_size, prefinetune_instances
+    from quickstudy.data.splits import SplitConfig, task_split
+    from quickstudy.study.execute import checked_tasks
+
+    chosen = {}
+    for task in checked_tasks(spec):
+        if spec.kind == "prefinetune":
+            chosen[task.name] = {i.id for i in prefinetune_instances(task, spec.per_task, spec.seed)}
+        else:
+            size = parse_size(spec.size)
+            sample = nested_samples(task_split(task, SplitConfig(**spec.splits)), [size], spec.seed)[size.label]
+            chosen[task.name] = {i.id for i in sample}
+    return chosen
+
+
+def test_remove_trains_on_none_of_the_leaked_instances(tmp_path):
+    from quickstudy.study.plan import plan_study
+
+    root = leaky_collection(tmp_path / "leaky")
+    plan = plan_study(study_config(root))
+    assert plan.leakage["held_out_found"] == 9 and plan.leakage["removed"] == {"B": 6, "C": 4}
+    leaked = leak_audit(Collection(root), ["C"], ["A", "B"]).training_exclusions()
+    trained = [run for run in plan.runs if run.kind != "evaluate"]
+    assert {run.kind for run in trained} == {"prefinetune", "finetune"}
+    for run in trained:
+        for task, ids in selected_ids(run).items():
+            assert not ids & leaked.get(task, frozenset()), (run.id, task)
+    [prefinetune] = [run for run in plan.runs if run.kind == "prefinetune"]
+    assert selected_ids(prefinetune)["C"] == {f"C-{i}" for i in range(40)} - leaked["C"]
+    mtl = {run.size: selected_ids(run) for run in plan.runs if run.kind == "finetune" and run.arm == "mtl"}
+    assert mtl["10"]["B"] < mtl["all"]["B"] and len(mtl["all"]["B"]) == 40 - 6  # nested, the pool minus leaks
+    report = plan_study(study_config(root, leakage="report"))
+    assert report.leakage["removed"] == {} and report.leakage["held_out_found"] == 9
+    assert [run.excluded_instances for run in plan.runs if run.task == "A"] == [{}, {}]  # nothing of A left out
+    assert all(not run.excluded_instances for run in report.runs)
+
+
+def test_refuse_and_a_task_both_seen_and_unseen_are_config_errors(tmp_path):
+    from quickstudy.errors import ConfigError, DataError
+    from quickstudy.study.plan import plan_study
+
+    root = leaky_collection(tmp_path / "leaky")
+    with pytest.raises(ConfigError, match=r"leakage: refuse: 9 test/validation input\(s\).*A in B: 5; A in C: 4"):
+        plan_study(study_config(root, leakage="refuse"))
+    (root / "splits" / "default" / "train_tasks.txt").write_text("C\nA\n")
+    with pytest.raises((ConfigError, DataError), match="'?A'?:? (is listed as )?both seen"):
+        plan_study(study_config(root))
+    both = plan_study(study_config(root, leakage="report"))
+    assert {(p["unseen_task"], p["other_task"]) for p in both.leakage["pairs"]} >= {("A", "A")}
+
+
+def test_bare_folder_has_no_seen_tasks(tmp_path):
+    from quickstudy.errors import ConfigError
+    from quickstudy.study.plan import plan_study
+
+    root = leaky_collection(tmp_path / "leaky")
+    bare = tmp_path / "bare"
+    (root / "tasks").rename(bare)
+    split = Collection(bare).split()
+    assert (split.train, split.test) == ((), ("A", "B", "C"))
+    with pytest.raises(ConfigError, match="models.base_prefinetuned.prefinetune: no seen tasks to pre-finetune on"):
+        plan_study(study_config(bare))
+    arms = [{"name": "mtl", "start": "tuned", "encoding": "def", "setting": "mtl", "sizes": ["all"]}]
+    plan = plan_study(study_config(bare, arms=arms))
+    assert plan.seen_tasks == () and plan.unseen_tasks == ("A", "B", "C")
+    assert not [run for run in plan.runs if run.kind == "prefinetune"]
+
+
+def test_plan_command_and_report_state_the_counts(quickstudy, tmp_path):
+    import yaml
+
+    root = leaky_collection(tmp_path / "leaky")
+    config = {
+        "collection": str(root),
+        "splits": {"n_test": 3, "n_validation": 1},
+        "models": {"tuned": {"name_or_path": "tiny-t5"}},
+        "arms": [{"name": "zero_shot", "start": "tuned", "encoding": "def", "setting": "zero_shot"}],
+        "generation": {"max_new_tokens": 2},
+        "training": {"max_source_length": 32},
+    }
+    (tmp_path / "study.yaml").write_text(yaml.safe_dump(config))
+    b_copies = ["a input 10", "a input 20", "a input 30", "a input 40", "a input 50", "A INPUT 10"]
+    write_task(root, "B", [f"b input {i}" for i in range(10)] + b_copies)
+    write_task(root, "A", ["a input 10", "a input 20", "a input 30", "a input 40"] + [f"a {i}" for i in range(5)])
+    code, stdout, stderr = quickstudy("study", "plan", str(tmp_path / "study.yaml"))
+    assert code == 0, stderr
+    assert (
+        "leakage across tasks: 4 test/validation input(s) of unseen tasks occur in other tasks' training data (1 task pair(s))"
+        in stdout
+    )
+    code, _, stderr = quickstudy("study", "run", str(tmp_path / "study.yaml"), "--out", str(tmp_path / "study"))
+    assert code == 0, stderr
+    assert json.loads((tmp_path / "study" / "plan.json").read_text())["leakage"]["removed"] == {"B": 5}
+    from quickstudy.report.render import build_report
+
+    files = build_report(tmp_path / "study", n_boot=50)
+    assert "**Leakage across tasks**: 4 test/validation input(s)" in files.markdown.read_text()
+    assert "training instance(s) of 1 task(s) removed before sampling (leakage: remove)" in files.markdown.read_text()

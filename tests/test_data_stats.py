@@ -150,5 +150,5 @@ def test_stats_of_a_bare_folder(tmp_path: Path) -> None:
         config=SplitConfig(n_test=4, n_validation=2),
         prefinetune_per_task=10,
     )
-    assert stats.to_json()["instances"] == {"train": 9, "validation": 2 + 0, "test": 4 + 3, "prefinetune": 10 + 3}
+    assert stats.to_json()["instances"] == {"train": 9, "validation": 2 + 0, "test": 4 + 3, "prefinetune": 0}
     assert stats.sizes["5"].instances == 5 and stats.sizes["5"].capped_tasks == ["b"]

@@ -191,7 +191,7 @@ def test_plan_command_prints_the_issue_json_layout(smoke_config: Path, tmp_path:
     command = [sys.executable, "-m", "quickstudy.cli", "study", "plan", str(smoke_config), "--json"]
     done = subprocess.run(command, capture_output=True, text=True, check=True)
     plan = json.loads(done.stdout)
-    assert set(plan) == {"runs", "counts"}
+    assert set(plan) == {"runs", "counts", "leakage"}
     assert set(plan["runs"][0]) == {"id", "kind", "arm", "setting", "task", "size", "seed", "depends_on"}
     assert plan["counts"]["total"] == len(plan["runs"]) == 20
     # the thesis config's collection is a placeholder: one line, and no study directory left behind

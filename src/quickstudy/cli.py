@@ -463,7 +463,7 @@ def study_plan(
 
     from quickstudy.shipped import config_file
     from quickstudy.study.config import load_study_config
-    from quickstudy.study.plan import arm_label, plan_study
+    from quickstudy.study.plan import arm_label, leakage_text, plan_study
 
     plan = plan_study(load_study_config(config_file(config), overrides))
     if as_json:
@@ -484,6 +484,7 @@ def study_plan(
         counts = [row[kind] for kind in ("prefinetune", "finetune", "evaluate")]
         table.add_row(arm, row["setting"], *map(str, counts), str(sum(counts)))
     console.print(table)
+    console.print(f"leakage across tasks: {leakage_text(plan.leakage)}", markup=False, highlight=False, soft_wrap=True)
 
 
 @study_app.command("run")

@@ -2,8 +2,9 @@
 
 A collection is a folder with `tasks/*.json` and, optionally,
 `splits/<name>/{train,test,excluded}_tasks.txt`. A bare folder of task files
-(no `tasks/` subfolder, no splits) is accepted too: every task is then usable
-as both seen and unseen. Tasks are parsed lazily, one file at a time, so a
+(no `tasks/` subfolder, no splits) is accepted too: every task is then unseen
+and none is seen (nothing to pre-finetune on; evaluating on a task a model was
+pre-finetuned on would leak its test data). Tasks are parsed lazily, one file at a time, so a
 3 GB collection is never held in memory at once.
 
 Every check reports through an `on_problem(where, message)` callback. The
@@ -120,13 +121,12 @@ class Collection:
 
     def split(self, name: str = "default", on_problem: OnProblem = raise_problem) -> SplitLists:
         """The split's task lists. With no split folder at all, every task is
-        both seen and unseen. Every listed seen or unseen task must exist in the
+        unseen and none seen. Every listed seen or unseen task must exist in the
         collection, and no task may be both."""
         folder = self.root / "splits" / name
         if not folder.is_dir():
             if not (self.root / "splits").is_dir():
-                every = tuple(self.task_names())
-                return SplitLists(name=name, train=every, test=every, excluded=())
+                return SplitLists(name=name, train=(), test=tuple(self.task_names()), excluded=())
             raise DataError(f"{folder}: split {name!r} not found")
         lists = {}
         for part in ("train", "test", "excluded"):

@@ -96,6 +96,7 @@ class StudyResults:
     categories: dict[str, str]  # task -> category
     train_pool: dict[str, int]  # task -> train instances available
     train_instances: dict[str, dict[str, int]]  # size label -> task -> instances selected
+    leakage: dict[str, Any] | None = None  # plan.json's leakage summary (study.plan.leakage_summary)
 
 
 def collect_study(study_dir: Path) -> StudyResults:
@@ -126,6 +127,7 @@ def collect_study(study_dir: Path) -> StudyResults:
         categories=categories,
         train_pool=_train_pool(runs),
         train_instances=_train_instances(runs),
+        leakage=_plan_leakage(study_dir / PLAN_FILE),
     )
 
 
@@ -134,6 +136,12 @@ def _read_json(path: Path) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
         raise StudyError(f"{path}: not valid JSON ({error.msg}, line {error.lineno})") from None
+
+
+def _plan_leakage(plan_path: Path) -> dict[str, Any] | None:
+    plan = _read_json(plan_path) if plan_path.is_file() else None
+    leakage = plan.get("leakage") if isinstance(plan, dict) else None
+    return leakage if isinstance(leakage, dict) else None
 
 
 def _planned_runs(plan_path: Path, found: list[RunRecord]) -> list[RunRecord]:

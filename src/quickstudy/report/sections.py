@@ -13,6 +13,7 @@ from quickstudy.report.forecast.answers import Forecast
 from quickstudy.report.tables import DataTables, data_tables
 from quickstudy.report.thesis import ThesisReading, thesis_reading
 from quickstudy.report.thesis_sections import PROMPT_COLUMNS, data_table_blocks, prompt_columns, thesis_section
+from quickstudy.study.plan import leakage_text
 
 TOP_TRUNCATED = 10
 HEADLINE_FIGURE = "sample_efficiency"  # shown right after the answers
@@ -110,6 +111,7 @@ def _header(analysis: Analysis) -> list[Block]:
         f"**Encodings**: {', '.join(f'`{e}`' for e in encodings) or 'not recorded'}",
         f"**Hardware**: {', '.join(devices) or 'not recorded'}",
         f"**Compute**: {duration(total_wall)} wall-clock (h:mm:ss, runs summed) and {total_gpu:.2f} GPU-hours over {len(runs)} runs",
+        f"**Leakage across tasks**: {leakage_text(results.leakage)}",
     ]
     arm_rows = []
     for progress in analysis.progress:

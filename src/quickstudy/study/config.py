@@ -160,6 +160,9 @@ class StudyConfig(_Strict):
     # A task with no train instance left after test/validation: skip drops it from every arm
     # (STL, MTL and evaluation), keep plans it anyway (its STL runs then fail).
     short_tasks: Literal["skip", "keep"] = "skip"
+    # Training instances repeating a test/validation input of an unseen task (data/leaks.py):
+    # remove them before sampling, only report them, or refuse to plan.
+    leakage: Literal["remove", "report", "refuse"] = "remove"
     report: ReportOptions = ReportOptions()
 
     @model_validator(mode="after")

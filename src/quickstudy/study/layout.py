@@ -173,6 +173,8 @@ class RunSpec(BaseModel):
     max_source_length: int | None = None
     generation: dict[str, Any] | None = None
     versions: dict[str, str] = {}
+    # training runs under `leakage: remove`: per task, the instances left out (data/leaks.py)
+    excluded_instances: dict[str, tuple[str, ...]] = {}
     # counted by the run
     train_instances: dict[str, int] | int | None = None
     train_pool: dict[str, int] | int | None = None

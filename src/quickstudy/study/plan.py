@@ -7,9 +7,11 @@ content hash), the encoding, the hyper-parameters and the code version. So a
 finished run is found again by id, and changing one setting changes the ids of
 exactly the runs it affects.
 
-Planning reads split lists, not task files: a task file is hashed when it
-exists (a missing one plans fine and fails at run time, naming the file), and
-is opened only to narrow tasks by category.
+Planning reads split lists and hashes task files (a missing one plans fine and
+fails at run time, naming the file); it reads the tasks a study trains on once, for
+the leakage audit (`data/leaks.py`): with `leakage: remove` the training instances
+that repeat a test or validation input of an unseen task are listed in the training
+runs' identity and left out before any sample is drawn.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import quickstudy
 from quickstudy.data.collection import Collection, read_task_list
+from quickstudy.data.leaks import LeakAudit
 from quickstudy.errors import ConfigError
 from quickstudy.models.spec import ModelSpec
 from quickstudy.study.config import Arm, PrefinetunedRole, StudyConfig, model_role
@@ -40,6 +43,7 @@ class StudyPlan:
     runs: tuple[RunSpec, ...]
     seen_tasks: tuple[str, ...]
     unseen_tasks: tuple[str, ...]
+    leakage: dict[str, Any] | None = None  # leakage_summary(): what the audit found and what was removed
 
     def by_id(self) -> dict[str, RunSpec]:
         return {run.id: run for run in self.runs}
@@ -52,7 +56,7 @@ class StudyPlan:
         }
 
     def to_json(self) -> dict[str, Any]:
-        return {"runs": [run.summary() for run in self.runs], "counts": self.counts()}
+        return {"runs": [run.summary() for run in self.runs], "counts": self.counts(), "leakage": self.leakage}
 
 
 def arm_label(run: RunSpec) -> str:
@@ -68,11 +72,19 @@ def plan_study(config: StudyConfig) -> StudyPlan:
     runs: list[RunSpec] = []
     start_models: dict[str, dict[str, Any]] = {}
     used = {arm.start for arm in config.arms}
+    prefinetuning = [role for role in used if isinstance(model_role(config, role), PrefinetunedRole)]
+    audit = checked_leakage(config, seen if prefinetuning else [], unseen)
+    excluded = audit.training_exclusions() if config.leakage == "remove" else {}
     for role in config.models:
         built = model_role(config, role)
         if isinstance(built, PrefinetunedRole):
             if role in used:  # a role no arm starts from is not built
-                run = prefinetune_run(config, role, built, seen, versions)
+                if not seen:
+                    raise ConfigError(
+                        f"models.{role}.prefinetune: no seen tasks to pre-finetune on (list them in the split's "
+                        "train_tasks.txt, e.g. with `quickstudy data import --seen`)"
+                    )
+                run = prefinetune_run(config, role, built, seen, versions, excluded)
                 runs.append(run)
                 start_models[role] = {"run": run.id}
         else:
@@ -88,10 +100,69 @@ def plan_study(config: StudyConfig) -> StudyPlan:
         for seed in config.seeds:
             for size in arm_size_labels(arm, lambda: smallest_train_pool(config, unseen)):
                 for tasks in task_groups:
-                    finetune = finetune_run(config, arm, start, tasks, size, seed, versions)
+                    finetune = finetune_run(config, arm, start, tasks, size, seed, versions, excluded)
                     runs.append(finetune)
                     runs.append(evaluate_run(config, arm, {"run": finetune.id}, tasks, size, seed, versions))
-    return StudyPlan(runs=tuple(runs), seen_tasks=tuple(seen), unseen_tasks=tuple(unseen))
+    leakage = leakage_summary(config, audit)
+    return StudyPlan(runs=tuple(runs), seen_tasks=tuple(seen), unseen_tasks=tuple(unseen), leakage=leakage)
+
+
+def checked_leakage(config: StudyConfig, seen: list[str], unseen: list[str]) -> LeakAudit:
+    """The leakage audit of the tasks the study trains on (`seen` only when it pre-finetunes);
+    a task both seen and unseen, or with `leakage: refuse` any leak, is a ConfigError."""
+    from quickstudy.data.leaks import leak_audit
+    from quickstudy.data.splits import SplitConfig
+
+    both = [name for name in unseen if name in set(seen)]
+    if both and config.leakage != "report":
+        raise ConfigError(
+            f"tasks {', '.join(both[:5])}{' ...' if len(both) > 5 else ''}: both seen and unseen, so pre-finetuning "
+            "would train on their test instances (set leakage: report to run it anyway)"
+        )
+    collection = Collection(config.collection)
+    present = [[name for name in names if collection.has_task(name)] for names in (seen, unseen)]
+    audit = leak_audit(collection, *present, config=SplitConfig(**config.splits.model_dump()))
+    if audit.leaks and config.leakage == "refuse":
+        pairs = "; ".join(f"{p.unseen_task} in {p.other_task}: {p.test + p.validation}" for p in audit.pairs()[:5])
+        raise ConfigError(
+            f"leakage: refuse: {len(audit.leaks)} test/validation input(s) of unseen tasks occur in training data "
+            f"({pairs}); see `quickstudy data leaks`, or set leakage: remove"
+        )
+    return audit
+
+
+def leakage_summary(config: StudyConfig, audit: LeakAudit) -> dict[str, Any]:
+    """What plan.json, `study plan` and the report say about leakage."""
+    removed = audit.training_exclusions() if config.leakage == "remove" else {}
+    return {
+        "mode": config.leakage,
+        "held_out_found": len({(leak.unseen_task, leak.instance_id) for leak in audit.leaks}),
+        "pairs": [vars(pair) for pair in audit.pairs()],
+        "removed": {task: len(ids) for task, ids in removed.items()},
+    }
+
+
+def leakage_text(summary: dict[str, Any] | None) -> str:
+    """A plan's leakage summary in one sentence, for `study plan` and the report."""
+    if not summary:
+        return "not audited (planned before the audit existed)"
+    mode, found, removed = summary["mode"], summary["held_out_found"], summary["removed"]
+    if not found:
+        return f"no test or validation input of an unseen task occurs in the training data (leakage: {mode})"
+    text = (
+        f"{found} test/validation input(s) of unseen tasks occur in other tasks' training data "
+        f"({len(summary['pairs'])} task pair(s))"
+    )
+    if removed:
+        text += f"; {sum(removed.values())} training instance(s) of {len(removed)} task(s) removed before sampling"
+    return text + f" (leakage: {mode})"
+
+
+def excluded_identity(excluded: dict[str, frozenset[str]], tasks: list[str]) -> dict[str, Any]:
+    """The identity field listing the instances a training run leaves out (absent when none,
+    so runs without leaks keep their ids)."""
+    chosen = {task: tuple(sorted(excluded[task])) for task in tasks if excluded.get(task)}
+    return {"excluded_instances": chosen} if chosen else {}
 
 
 def start_meaning(config: StudyConfig, role: str) -> dict[str, Any]:
@@ -142,7 +213,12 @@ def smallest_train_pool(config: StudyConfig, unseen: list[str]) -> int:
 
 
 def prefinetune_run(
-    config: StudyConfig, role: str, built: PrefinetunedRole, seen: list[str], versions: dict[str, str]
+    config: StudyConfig,
+    role: str,
+    built: PrefinetunedRole,
+    seen: list[str],
+    versions: dict[str, str],
+    excluded: dict[str, frozenset[str]],
 ) -> RunSpec:
     build = built.prefinetune
     training = training_settings(
@@ -158,6 +234,7 @@ def prefinetune_run(
         "encoding_options": encoding.options(),
         "training": training.result_fields(),
         "versions": versions,
+        **excluded_identity(excluded, seen),
     }
     return planned(
         identity,
@@ -180,6 +257,7 @@ def finetune_run(
     size: str,
     seed: int,
     versions: dict[str, str],
+    excluded: dict[str, frozenset[str]],
 ) -> RunSpec:
     training = training_settings(config.training, arm.training, seed=seed, where=f"arms.{arm.name}.training")
     encoding = checked_encoding(arm.encoding, f"arms.{arm.name}.encoding")
@@ -195,6 +273,7 @@ def finetune_run(
         "encoding_options": encoding.options(),
         "training": training.result_fields(),
         "versions": versions,
+        **excluded_identity(excluded, tasks),
     }
     return planned(
         identity,
@@ -309,8 +388,10 @@ def code_versions() -> dict[str, str]:
 def selected_tasks(config: StudyConfig) -> tuple[list[str], list[str]]:
     """(seen, unseen) task names: the split's lists, narrowed as the config says."""
     seen, unseen = split_lists(config)
+    if not unseen:
+        raise ConfigError("split: lists no unseen (test) tasks")
     return (
-        narrowed(config, seen, config.tasks.seen, "tasks.seen"),
+        narrowed(config, seen, config.tasks.seen, "tasks.seen") if seen else [],
         narrowed(config, unseen, config.tasks.unseen, "tasks.unseen"),
     )
 
@@ -325,8 +406,7 @@ def split_lists(config: StudyConfig) -> tuple[list[str], list[str]]:
     folder = Path(config.split_dir) if config.split_dir else root / "splits" / config.split
     if not folder.is_dir():
         if config.split_dir is None and not (root / "splits").is_dir():
-            every = Collection(root).task_names()
-            return every, every
+            return [], Collection(root).task_names()  # a bare folder: every task unseen, none seen
         raise ConfigError(f"{'split_dir' if config.split_dir else 'split'}: split folder {folder} not found")
     lists = []
     for part in ("train", "test"):
