@@ -14,6 +14,7 @@ from quickstudy.report.analysis import OTHER_CATEGORIES, analyse
 from quickstudy.report.results import collect_study
 from quickstudy.report.synthetic import (
     THESIS_ARMS,
+    SyntheticArm,
     SyntheticStudy,
     SyntheticTask,
     thesis_like_study,
@@ -292,3 +293,22 @@ def test_tables_4_2_and_4_3_and_per_task_prompt_lengths(tmp_path):
     task_row = next(line for line in per_task.splitlines() if line.startswith("| task0_answerability"))
     assert task_row.endswith("| 400 | 1200 | 25.0% |")
     assert "**Models trained**: 56 planned: 49 STL (7 per task over 7 tasks), 6 MTL, 1 pre-finetuning." in markdown
+
+
+def test_a_drop_is_reported_only_beyond_its_95_percent_interval(tmp_path):
+    scores = {
+        ("stl", "proposed"): {"100": 65.93, "200": 65.70, "1000": 71.71, "all": 72.04},  # a 0.23 dip: chance
+        ("mtl", "proposed"): {"100": 66.78, "200": 70.40, "1000": 73.14, "all": 68.00},  # a 5.14 fall
+    }
+    arms = [
+        SyntheticArm(a.name, a.setting, a.start, a.encoding, scores.get((a.setting, a.name), a.scores))
+        for a in THESIS_ARMS
+    ]
+    root = write_synthetic_study(tmp_path / "study", SyntheticStudy(tasks=thesis_like_study().tasks, arms=arms))
+    files = build_report(root, n_boot=N_BOOT)
+    reading = json.loads(files.summary.read_text())["thesis_reading"]
+    assert reading["stl"]["drops"] == []
+    (drop,) = reading["mtl"]["drops"]
+    assert (drop["from_size"], drop["to_size"], drop["delta"]) == ("1000", "all", pytest.approx(68.00 - 73.14))
+    assert drop["low"] <= drop["delta"] <= drop["high"] < 0
+    assert "MTL scores lower with more data: all per task is -5.14 below 1000 per task" in files.markdown.read_text()

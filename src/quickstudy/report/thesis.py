@@ -75,6 +75,18 @@ class CategoryVerdict:
 
 
 @dataclass(frozen=True)
+class Drop:
+    """The proposed arm scoring lower at a size than at the size before it, beyond chance:
+    the paired difference's 95% interval lies below zero."""
+
+    from_size: str
+    to_size: str
+    delta: float
+    low: float
+    high: float
+
+
+@dataclass(frozen=True)
 class SettingReading:
     setting: str
     arm: str
@@ -86,6 +98,7 @@ class SettingReading:
     prefinetuning_gain: list[Gain]
     instruction_gain: list[Gain]
     categories: list[CategoryVerdict]
+    drops: list[Drop]
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -190,7 +203,19 @@ def _setting_reading(analysis: Analysis, setting: str, arm: str, tolerance: floa
         prefinetuning_gain=[_gain(analysis, d.a, d.b) for d in gains if d.kind == "instruction pre-finetuning"],
         instruction_gain=[_gain(analysis, d.a, d.b) for d in gains if d.kind == "instructions at equal data"],
         categories=_categories(analysis, keys, baselines, tolerance),
+        drops=curve_drops(analysis, keys),
     )
+
+
+def curve_drops(analysis: Analysis, keys: list[CellKey]) -> list[Drop]:
+    """Consecutive sizes (in `keys`' order) where the score falls by more than the 95% interval
+    of the paired difference, i.e. the interval of next - previous is entirely below zero."""
+    drops = []
+    for before, after in zip(keys, keys[1:]):
+        difference = analysis.overall[after]["rougeL"] - analysis.overall[before]["rougeL"]
+        if difference.high < 0:
+            drops.append(Drop(before.size, after.size, difference.value, difference.low, difference.high))
+    return drops
 
 
 def _efficiency(analysis: Analysis, points: list[SizeScore], baseline: CellKey, tolerance: float) -> Efficiency:

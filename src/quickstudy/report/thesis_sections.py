@@ -39,6 +39,11 @@ def thesis_section(reading: ThesisReading) -> list[Block]:
         items += [efficiency_sentence(setting, row, reading.tolerance) for row in setting.efficiency]
         items += [gain_sentence(setting, g, "instructions in pre-finetuning add") for g in setting.prefinetuning_gain]
         items += [gain_sentence(setting, g, "instructions add") for g in setting.instruction_gain]
+        items += [
+            f"{setting.setting.upper()} scores lower with more data: {d.to_size} per task is {d.delta:+.2f} "
+            f"below {d.from_size} per task (95% interval {d.low:+.2f} to {d.high:+.2f})."
+            for d in setting.drops
+        ]
     if reading.zero_shot is not None:
         items.append(f"Zero-shot (`{reading.zero_shot.arm}`, no fine-tuning): {reading.zero_shot.rougeL:.2f}.")
     blocks.append(Bullets(items))
