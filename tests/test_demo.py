@@ -45,6 +45,22 @@ def test_smoke_demo_runs_every_arm_and_writes_the_report(smoke_demo):
         assert heading in markdown
 
 
+def test_smoke_demo_prints_the_answers_and_plain_progress_lines(smoke_demo):
+    out, done = smoke_demo
+    assert done.returncode == 0, done.stderr
+    answers = (out / "report" / "report.md").read_text().split("## The answers")[1].split("\n## ")[0]
+    bullets = [line[2:] for line in answers.splitlines() if line.startswith("- ")]
+    printed = " ".join(done.stdout.split())
+    assert bullets and all(" ".join(b.replace("**", "").replace("`", "").split()) in printed for b in bullets)
+    assert printed.index("How much data") < printed.index("report: ")  # the answers, then the paths
+    # stdout is not a terminal: timestamped lines, each run's end and the study's state, no live view
+    lines = [line for line in done.stdout.splitlines() if line[:4].isdigit()]
+    assert any(" done ft-" in line for line in lines) and any(" done ev-" in line for line in lines)
+    planned = len(list((out / "runs").glob("*/spec.json")))
+    assert f" study {planned}/{planned} done, 0 failed, 0 running" in lines[-1]
+    assert "\x1b[" not in done.stdout
+
+
 def test_running_the_demo_again_trains_nothing(smoke_demo):
     out, first = smoke_demo
     assert first.returncode == 0, first.stderr
