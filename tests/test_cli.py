@@ -108,7 +108,7 @@ def test_init_copies_a_shipped_config_and_refuses_to_overwrite(tmp_path):
     assert not (tmp_path / "x.yaml").exists()
 
 
-def test_a_shipped_config_name_is_accepted_where_a_config_file_is(tmp_path):
-    done = quickstudy("study", "plan", "smoke", "--json", cwd=tmp_path)
+def test_a_shipped_config_name_is_accepted_where_a_config_file_is(synth_collection, tmp_path):
+    done = quickstudy("study", "plan", "smoke", "--json", "--set", f"collection={synth_collection}", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert '"runs"' in done.stdout
