@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,14 +18,30 @@ from quickstudy.study.plan import StudyPlan, plan_study
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
-def thesis_on_official_split(sample_dir: Path, *extra: str):
-    overrides = [f"collection={sample_dir}", f"split_dir={sample_dir / 'official-splits' / 'default'}", *extra]
+@pytest.fixture(scope="module")
+def official(sample_dir: Path, tmp_path_factory) -> Path:
+    """The official split's 876 tasks: the sample's task files, and a small valid file for each
+    task the sample lacks (a plan checks every task file it reads, as `data validate` does)."""
+    root = tmp_path_factory.mktemp("official")
+    shutil.copytree(sample_dir / "tasks", root / "tasks")
+    shutil.copytree(sample_dir / "official-splits" / "default", root / "splits" / "default")
+    for part, n in (("train", 1), ("test", 111)):  # an unseen task keeps one train instance after 100 + 10
+        for name in (root / "splits" / "default" / f"{part}_tasks.txt").read_text().split():
+            if not (root / "tasks" / f"{name}.json").exists():
+                instances = [{"id": f"i{i}", "input": f"{name} {i}", "output": [f"output {i}"]} for i in range(n)]
+                stub = {"Definition": ["Answer."], "Categories": ["Stub"], "Instances": instances}
+                (root / "tasks" / f"{name}.json").write_text(json.dumps(stub))
+    return root
+
+
+def thesis_on_official_split(official: Path, *extra: str):
+    overrides = [f"collection={official}", f"split_dir={official / 'splits' / 'default'}", *extra]
     return load_study_config(CONFIGS / "thesis.yaml", overrides)
 
 
 @pytest.fixture(scope="module")
-def thesis_plan(sample_dir: Path) -> StudyPlan:
-    return plan_study(thesis_on_official_split(sample_dir))
+def thesis_plan(official: Path) -> StudyPlan:
+    return plan_study(thesis_on_official_split(official))
 
 
 @pytest.mark.superni
@@ -91,15 +108,15 @@ def test_thesis_plan_encodes_the_study(thesis_plan: StudyPlan) -> None:
 
 
 @pytest.mark.superni
-def test_ids_change_only_for_the_runs_a_setting_affects(sample_dir: Path, thesis_plan: StudyPlan) -> None:
+def test_ids_change_only_for_the_runs_a_setting_affects(official: Path, thesis_plan: StudyPlan) -> None:
     before = thesis_plan
-    again = plan_study(thesis_on_official_split(sample_dir))
+    again = plan_study(thesis_on_official_split(official))
     assert [run.id for run in before.runs] == [run.id for run in again.runs]
     assert len({run.id for run in before.runs}) == len(before.runs)
-    after = plan_study(thesis_on_official_split(sample_dir, "arms.zero_shot.generation.num_beams=4"))
+    after = plan_study(thesis_on_official_split(official, "arms.zero_shot.generation.num_beams=4"))
     changed = {run.id for run in before.runs} - {run.id for run in after.runs}
     assert [run.arm for run in before.runs if run.id in changed] == ["zero_shot"]
-    after = plan_study(thesis_on_official_split(sample_dir, "models.base_prefinetuned.prefinetune.per_task=50"))
+    after = plan_study(thesis_on_official_split(official, "models.base_prefinetuned.prefinetune.per_task=50"))
     changed = [run for run in before.runs if run.id not in {r.id for r in after.runs}]
     # the pre-finetune, and every baseline-1 run downstream of it (fine-tunes and their evaluations)
     assert {run.arm for run in changed} == {None, "stl_baseline1", "mtl_baseline1"}
@@ -109,7 +126,7 @@ def test_ids_change_only_for_the_runs_a_setting_affects(sample_dir: Path, thesis
 def test_a_task_file_edit_changes_its_runs_only(synth_collection: Path, smoke_config: Path, tmp_path: Path) -> None:
     collection = tmp_path / "collection"
     (collection / "tasks").mkdir(parents=True)
-    (collection / "splits").symlink_to(synth_collection / "splits")
+    shutil.copytree(synth_collection / "splits", collection / "splits")  # a link out of it would be refused
     for task in (synth_collection / "tasks").glob("*.json"):
         (collection / "tasks" / task.name).write_bytes(task.read_bytes())
     smoke = load_study_config(smoke_config, [f"collection={collection}"])
@@ -191,7 +208,7 @@ def test_plan_command_prints_the_issue_json_layout(smoke_config: Path, tmp_path:
     command = [sys.executable, "-m", "quickstudy.cli", "study", "plan", str(smoke_config), "--json"]
     done = subprocess.run(command, capture_output=True, text=True, check=True)
     plan = json.loads(done.stdout)
-    assert set(plan) == {"runs", "counts", "leakage"}
+    assert {"runs", "counts", "leakage", "no_train_pool"} <= set(plan) and plan["no_train_pool"] == []
     assert set(plan["runs"][0]) == {"id", "kind", "arm", "setting", "task", "size", "seed", "depends_on"}
     assert plan["counts"]["total"] == len(plan["runs"]) == 20
     # the thesis config's collection is a placeholder: one line, and no study directory left behind

@@ -485,6 +485,12 @@ def study_plan(
         table.add_row(arm, row["setting"], *map(str, counts), str(sum(counts)))
     console.print(table)
     console.print(f"leakage across tasks: {leakage_text(plan.leakage)}", markup=False, highlight=False, soft_wrap=True)
+    if plan.no_train_pool:
+        console.print(
+            f"{len(plan.no_train_pool)} unseen task(s) have no train instances left after the held-out ones "
+            f"(their fine-tunes will fail): {', '.join(plan.no_train_pool)}",
+            markup=False, highlight=False, soft_wrap=True,
+        )  # fmt: skip
 
 
 @study_app.command("run")

@@ -119,11 +119,18 @@ class Collection:
         splits = self.root / "splits"
         return sorted(p.name for p in splits.iterdir() if p.is_dir()) if splits.is_dir() else []
 
-    def split(self, name: str = "default", on_problem: OnProblem = raise_problem) -> SplitLists:
-        """The split's task lists. With no split folder at all, every task is
-        unseen and none seen. Every listed seen or unseen task must exist in the
-        collection, and no task may be both."""
-        folder = self.root / "splits" / name
+    def split(
+        self,
+        name: str = "default",
+        on_problem: OnProblem = raise_problem,
+        folder: Path | None = None,
+        allow_overlap: bool = False,
+    ) -> SplitLists:
+        """The split's task lists (from `folder`, default splits/<name>). With no split folder
+        at all, every task is unseen and none seen. Every listed seen or unseen task must
+        exist in the collection, none may be listed twice, and none may be both seen and
+        unseen unless `allow_overlap` (a study with `leakage: report`)."""
+        folder = folder if folder is not None else self.root / "splits" / name
         if not folder.is_dir():
             if not (self.root / "splits").is_dir():
                 return SplitLists(name=name, train=(), test=tuple(self.task_names()), excluded=())
@@ -143,7 +150,7 @@ class Collection:
                     if not self.has_task(task_name):
                         on_problem(str(path), f"task {task_name!r} is listed but missing from {self.tasks_dir}")
             lists[part] = tuple(names)
-        for task_name in sorted(set(lists["train"]) & set(lists["test"])):
+        for task_name in sorted(set(lists["train"]) & set(lists["test"]) if not allow_overlap else ()):
             on_problem(str(folder), f"task {task_name!r} is listed as both seen (train) and unseen (test)")
         return SplitLists(name=name, **lists)
 

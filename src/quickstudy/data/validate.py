@@ -6,11 +6,13 @@ what validate accepts is exactly what the loader accepts.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from quickstudy.data.collection import Collection, is_plain_task_name, task_from_file
+from quickstudy.data.splits import SplitConfig, task_split
+from quickstudy.errors import DataError
 
 
 @dataclass(frozen=True)
@@ -35,11 +37,29 @@ def validate_collection(root: str | Path, on_task: Callable[[str], None] | None 
     """Check every task file (every instance) and every split file of the collection."""
     collection = Collection(root)
     problems: list[Problem] = []
+    names = collection.task_names()
+    problems += task_problems(collection, names, on_task=on_task)
+    splits = collection.split_names()
+    for split_name in splits:
+        collection.split(split_name, on_problem=lambda where, message: problems.append(Problem(where, message)))
+    return ValidationReport(tasks_checked=len(names), splits_checked=tuple(splits), problems=problems)
+
+
+def task_problems(
+    collection: Collection,
+    names: Iterable[str],
+    split_config: SplitConfig | None = None,
+    on_task: Callable[[str], None] | None = None,
+    no_train_pool: list[str] | None = None,
+) -> list[Problem]:
+    """Every problem of these task files. With `split_config` (unseen tasks), a task with no
+    test instance is a problem too, and each task whose held-out instances leave no train
+    instance is added to `no_train_pool`."""
+    problems: list[Problem] = []
 
     def collect(where: str, message: str) -> None:
         problems.append(Problem(where, message))
 
-    names = collection.task_names()
     for name in names:
         path = collection.tasks_dir / f"{name}.json"
         if not is_plain_task_name(name):
@@ -47,11 +67,22 @@ def validate_collection(root: str | Path, on_task: Callable[[str], None] | None 
         problem = collection.file_problem(path)
         if problem is not None:
             collect(str(path), problem)
+            task = None
         else:
-            task_from_file(path, on_problem=collect)
+            task = task_from_file(path, on_problem=collect)
+        if task is not None and split_config is not None:
+            split = task_split(task, split_config)
+            if not split.test:
+                collect(str(path), "no instances to test on")
+            elif not split.train and no_train_pool is not None:
+                no_train_pool.append(name)
         if on_task:
             on_task(name)
-    splits = collection.split_names()
-    for split_name in splits:
-        collection.split(split_name, on_problem=collect)
-    return ValidationReport(tasks_checked=len(names), splits_checked=tuple(splits), problems=problems)
+    return problems
+
+
+def raise_problems(where: str, problems: list[Problem]) -> None:
+    """Raise one DataError listing every problem, one line each, after a summary line."""
+    if problems:
+        summary = f"{where}: {len(problems)} problem(s) (`quickstudy data validate` checks the whole collection)"
+        raise DataError("\n".join([summary, *map(str, problems)]))

@@ -18,11 +18,11 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import (
-    BaseModel,
     ConfigDict,
     Field,
     NonNegativeInt,
     PositiveInt,
+    StrictInt,
     ValidationError,
     field_validator,
     model_validator,
@@ -30,6 +30,7 @@ from pydantic import (
 
 from quickstudy.errors import ConfigError
 from quickstudy.study.layout import SETTINGS
+from quickstudy.train.config import NoBoolsAsNumbers
 
 # Where the three conventional model roles come from (the thesis's f_inst, f_M, f_M1).
 ROLE_INSTRUCTION_TUNED = "instruction_tuned"
@@ -40,7 +41,7 @@ _PATH_KEYS = ("collection", "split_dir")
 _MODEL_PATH_KEYS = ("name_or_path", "tokenizer")
 
 
-class _Strict(BaseModel):
+class _Strict(NoBoolsAsNumbers):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
@@ -150,7 +151,7 @@ class StudyConfig(_Strict):
     splits: SplitCounts = SplitCounts()
     models: dict[str, dict[str, Any]]
     arms: list[Arm] = Field(min_length=1)
-    seeds: list[int] = Field(default=[1], min_length=1)
+    seeds: list[StrictInt] = Field(default=[1], min_length=1)
     training: dict[str, Any] = {}
     generation: GenerationConfig = GenerationConfig()
     executor: ExecutorConfig = ExecutorConfig()
@@ -164,6 +165,14 @@ class StudyConfig(_Strict):
     # remove them before sampling, only report them, or refuse to plan.
     leakage: Literal["remove", "report", "refuse"] = "remove"
     report: ReportOptions = ReportOptions()
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds_unique(cls, seeds: list[int]) -> list[int]:
+        repeated = sorted({seed for seed in seeds if seeds.count(seed) > 1})
+        if repeated:  # a plan is a set: a repeated seed would run and count the same runs twice
+            raise ValueError(f"seeds must be unique; repeated: {', '.join(map(str, repeated))}")
+        return seeds
 
     @model_validator(mode="after")
     def _roles_exist(self) -> StudyConfig:
@@ -204,7 +213,8 @@ def load_study_config(path: str | Path, overrides: list[str] | None = None) -> S
     for key in _PATH_KEYS:
         if isinstance(raw.get(key), str):
             raw[key] = str((path.parent / raw[key]).resolve())
-    for spec in (raw.get("models") or {}).values():
+    models = raw.get("models")
+    for spec in models.values() if isinstance(models, dict) else ():  # a list is refused by validation
         for key in _MODEL_PATH_KEYS:
             # Only explicit relative paths: "org/name" is a hub id, not a folder.
             if isinstance(spec, dict) and isinstance(spec.get(key), str) and spec[key].startswith(("./", "../")):
@@ -222,6 +232,12 @@ def read_yaml_mapping(path: Path) -> dict[str, Any]:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder, not a config file") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {error.start})") from None
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot be read ({error.strerror})") from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         line = f" line {mark.line + 1}" if mark is not None else ""
@@ -276,8 +292,10 @@ def parse_override(text: str) -> tuple[str, Any]:
     key = key.strip()
     if not sep or not key:
         raise ConfigError(f"--set {text!r}: expected dotted.key=value")
+    if not value.strip():  # `--set collection=` would mean the current folder
+        raise ConfigError(f"--set {text!r}: no value after '='")
     try:
-        return key, yaml.safe_load(value) if value.strip() else ""
+        return key, yaml.safe_load(value)
     except yaml.YAMLError:
         raise ConfigError(f"--set {text!r}: value is not valid YAML") from None
 

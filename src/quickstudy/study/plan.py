@@ -27,8 +27,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import quickstudy
-from quickstudy.data.collection import Collection, read_task_list
+from quickstudy.data.collection import Collection
 from quickstudy.data.leaks import LeakAudit
+from quickstudy.data.splits import SplitConfig
+from quickstudy.data.validate import Problem, raise_problems, task_problems
 from quickstudy.errors import ConfigError
 from quickstudy.models.spec import ModelSpec
 from quickstudy.study.config import Arm, PrefinetunedRole, StudyConfig, model_role
@@ -44,6 +46,15 @@ class StudyPlan:
     seen_tasks: tuple[str, ...]
     unseen_tasks: tuple[str, ...]
     leakage: dict[str, Any] | None = None  # leakage_summary(): what the audit found and what was removed
+    no_train_pool: tuple[str, ...] = ()  # unseen tasks whose held-out instances leave nothing to train on
+
+    def __post_init__(self) -> None:
+        ids = [run.id for run in self.runs]
+        repeated = sorted({run_id for run_id in ids if ids.count(run_id) > 1})
+        if repeated:  # a plan is a set: one id, one run (repeated task names and seeds are refused before)
+            raise ConfigError(
+                f"plan: run ids repeat ({', '.join(repeated[:3])}); every run must differ from the others"
+            )
 
     def by_id(self) -> dict[str, RunSpec]:
         return {run.id: run for run in self.runs}
@@ -56,7 +67,12 @@ class StudyPlan:
         }
 
     def to_json(self) -> dict[str, Any]:
-        return {"runs": [run.summary() for run in self.runs], "counts": self.counts(), "leakage": self.leakage}
+        return {
+            "runs": [run.summary() for run in self.runs],
+            "counts": self.counts(),
+            "leakage": self.leakage,
+            "no_train_pool": list(self.no_train_pool),
+        }
 
 
 def arm_label(run: RunSpec) -> str:
@@ -68,6 +84,7 @@ def plan_study(config: StudyConfig) -> StudyPlan:
     """Every run of the study, each after the runs it depends on."""
     training_settings(config.training, {}, seed=0, where="training")  # study-wide keys named as written
     seen, unseen = selected_tasks(config)
+    no_pool = checked_task_files(config, seen, unseen)
     versions = code_versions()
     runs: list[RunSpec] = []
     start_models: dict[str, dict[str, Any]] = {}
@@ -104,7 +121,9 @@ def plan_study(config: StudyConfig) -> StudyPlan:
                     runs.append(finetune)
                     runs.append(evaluate_run(config, arm, {"run": finetune.id}, tasks, size, seed, versions))
     leakage = leakage_summary(config, audit)
-    return StudyPlan(runs=tuple(runs), seen_tasks=tuple(seen), unseen_tasks=tuple(unseen), leakage=leakage)
+    return StudyPlan(
+        runs=tuple(runs), seen_tasks=tuple(seen), unseen_tasks=tuple(unseen), leakage=leakage, no_train_pool=no_pool
+    )
 
 
 def checked_leakage(config: StudyConfig, seen: list[str], unseen: list[str]) -> LeakAudit:
@@ -408,13 +427,38 @@ def split_lists(config: StudyConfig) -> tuple[list[str], list[str]]:
         if config.split_dir is None and not (root / "splits").is_dir():
             return [], Collection(root).task_names()  # a bare folder: every task unseen, none seen
         raise ConfigError(f"{'split_dir' if config.split_dir else 'split'}: split folder {folder} not found")
-    lists = []
     for part in ("train", "test"):
         path = folder / f"{part}_tasks.txt"
         if not path.is_file():
             raise ConfigError(f"split: {path} not found")
-        lists.append(read_task_list(path))
-    return lists[0], lists[1]
+    problems: list[Problem] = []  # the checks of `data validate`: names listed twice, missing, seen and unseen
+    lists = Collection(root).split(
+        config.split,
+        on_problem=lambda *found: problems.append(Problem(*found)),
+        folder=folder,
+        allow_overlap=getattr(config, "leakage", None) == "report",
+    )
+    raise_problems(str(folder), problems)
+    return list(lists.train), list(lists.test)
+
+
+def checked_task_files(config: StudyConfig, seen: list[str], unseen: list[str]) -> tuple[str, ...]:
+    """Every problem of the task files the study reads, one line each (the checks of `data
+    validate`); returns the unseen tasks whose held-out instances leave no train instance
+    (an error when that is every unseen task and an arm trains)."""
+    collection = Collection(config.collection)
+    counts = SplitConfig(n_test=config.splits.n_test, n_validation=config.splits.n_validation)
+    held_out = set(unseen)
+    no_pool: list[str] = []
+    problems = task_problems(collection, [name for name in seen if name not in held_out])
+    problems += task_problems(collection, unseen, split_config=counts, no_train_pool=no_pool)
+    raise_problems(config.collection, problems)
+    if unseen and len(no_pool) == len(unseen) and any(setting_named(arm.setting).trains for arm in config.arms):
+        raise ConfigError(
+            f"splits: n_test {counts.n_test} + n_validation {counts.n_validation} leave no train instance "
+            f"in any unseen task ({', '.join(no_pool[:3])}{' ...' if len(no_pool) > 3 else ''})"
+        )
+    return tuple(no_pool)
 
 
 def narrowed(config: StudyConfig, names: list[str], selection: Any, where: str) -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 # Settings that change how a run is executed or watched, never its weights: a study's run
 # id and a training checkpoint's fingerprint both leave them out (`result_fields`), so a
@@ -16,7 +16,18 @@ OBSERVATION_ONLY_FIELDS = frozenset(
 )
 
 
-class TrainConfig(BaseModel):
+class NoBoolsAsNumbers(BaseModel):
+    """A YAML `true` is never taken as 1: a boolean is refused by every field that is not a bool."""
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bools_as_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, bool) and info.field_name and cls.model_fields[info.field_name].annotation is not bool:
+            raise ValueError("a boolean (true/false) is not a valid value here")
+        return value
+
+
+class TrainConfig(NoBoolsAsNumbers):
     """Hyper-parameters of one training run (reference: lr 5e-5 constant, 2 epochs,
     max source 1024 tokens, max target 128, bf16 on GPU)."""
 
