@@ -107,13 +107,14 @@ def test_decoder_only_chat_template(collection, word_tokenizer):
     tokenizer = word_tokenizer.__class__(
         tokenizer_object=word_tokenizer.backend_tokenizer, bos_token="<s>", eos_token="</s>", unk_token="<unk>"
     )
-    tokenizer.chat_template = "{% for m in messages %}<s> user {{ m['content'] }} </s>{% endfor %}{% if add_generation_prompt %} answer{% endif %}"
+    tokenizer.chat_template = "{% for m in messages %}<s> {{ m['role'] }} {{ m['content'] }} </s>{% endfor %}{% if add_generation_prompt %}<s> assistant{% endif %}"
     example = text_examples(task, task.instances[:1], PRESETS["none"])[0]
     item = encode_examples([example], tokenizer, None, None, decoder_only=True, chat_template=True)[0]
-    prompt_ids = tokenizer(f"<s> user {example.prompt} </s> answer", add_special_tokens=False)["input_ids"]
+    prompt_ids = tokenizer(f"<s> user {example.prompt} </s><s> assistant", add_special_tokens=False)["input_ids"]
     assert item.input_ids[: len(prompt_ids)] == prompt_ids
     assert item.labels[: len(prompt_ids)] == [IGNORE_INDEX] * len(prompt_ids)
     assert item.labels[len(prompt_ids) :] == item.input_ids[len(prompt_ids) :]
+    assert item.labels[-1] == tokenizer.eos_token_id  # the answer's turn ends with </s>, the last label
 
 
 @pytest.mark.superni

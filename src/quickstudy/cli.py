@@ -251,12 +251,19 @@ def prompts_command(
     tokenizer: str | None = typer.Option(
         None, "--tokenizer", help="Tokenizer for the budget: byt5, a Hugging Face hub id or a local path."
     ),
+    model: str | None = typer.Option(
+        None,
+        "--model",
+        help="Model whose tokenizer and chat template the prompts go through: a hub id, a local path, a tiny "
+        "model, or a model spec as YAML ('{name_or_path: tiny-llama, tokenizer: byt5-chatml}').",
+    ),
     max_source_length: int | None = typer.Option(
-        None, "--max-source-length", min=1, help="Token budget (needs --tokenizer)."
+        None, "--max-source-length", min=1, help="Token budget (needs --tokenizer or --model)."
     ),
     limit: int | None = typer.Option(None, "--limit", min=0, help="Only the first N instances of each task."),
 ) -> None:
-    """Print each instance's prompt as JSON lines: {"task", "instance_id", "prompt"}."""
+    """Print each instance's prompt as JSON lines: {"task", "instance_id", "prompt"}; with --model, the
+    exact text the model is given (its chat template's generation prompt when it uses one)."""
     import json
 
     from quickstudy.data.collection import Collection
@@ -266,12 +273,19 @@ def prompts_command(
     from quickstudy.prompts.tokenizers import tokenizer_by_name
 
     chosen = encoding_by_name(encoding)
-    if max_source_length is not None and tokenizer is None:
-        raise PromptError("--max-source-length needs --tokenizer (byt5, a hub id or a local path) to count tokens")
+    if max_source_length is not None and tokenizer is None and model is None:
+        raise PromptError("--max-source-length needs --tokenizer or --model to count tokens")
+    if tokenizer is not None and model is not None:
+        raise PromptError("--tokenizer and --model: give one (a model brings its own tokenizer)")
     tasks = Collection(collection)
     names = selected_task_names(tasks, task)
-    loaded = tokenizer_by_name(tokenizer) if tokenizer is not None else None
-    for record in prompt_records(tasks, names, chosen, loaded, max_source_length, limit):
+    loaded, chat = (tokenizer_by_name(tokenizer) if tokenizer is not None else None), False
+    if model is not None:
+        from quickstudy.models.loading import prompt_tokenizer
+        from quickstudy.models.spec import model_spec_from_text
+
+        loaded, chat = prompt_tokenizer(model_spec_from_text(model, "--model"))
+    for record in prompt_records(tasks, names, chosen, loaded, max_source_length, limit, chat):
         sys.stdout.write(json.dumps(record) + "\n")
 
 

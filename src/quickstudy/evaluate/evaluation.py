@@ -7,7 +7,7 @@ model scored either way gets the same predictions and the same metrics.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ from quickstudy.evaluate.metrics import RougeMetrics, ScoreReport, score_records
 from quickstudy.evaluate.predictions import PredictionRecord, write_predictions
 from quickstudy.files import write_text_atomic
 from quickstudy.models.spec import ModelSpec
+from quickstudy.prompts.chat import source_budget
 from quickstudy.prompts.encoding import Encoding, PromptBuilder
 from quickstudy.train.loop import MODEL_DIR
 
@@ -40,12 +41,15 @@ def evaluate_model(
     max_new_tokens: int,
     num_beams: int,
     progress: bool = False,
+    on_batch: Callable[[int, int], None] | None = None,
 ) -> list[PredictionRecord]:
     """Scored predictions of `loaded` (a models.loading.LoadedModel) for every selected
-    instance: prompts built within the source budget, all tasks generated together."""
+    instance: prompts built within the source budget (less a chat template's own tokens),
+    all tasks generated together; `on_batch(done, total)` after every batch."""
+    budget = source_budget(loaded.tokenizer, max_source_length, getattr(loaded, "chat_template", False))
     built = []
     for selection in selections:
-        builder = PromptBuilder(selection.task, encoding, loaded.tokenizer, max_source_length)
+        builder = PromptBuilder(selection.task, encoding, loaded.tokenizer, budget)
         built.append([builder.build(instance.input) for instance in selection.instances])
     outputs = generate_predictions(
         loaded,
@@ -55,6 +59,7 @@ def evaluate_model(
         num_beams=num_beams,
         max_source_length=max_source_length,
         progress=progress,
+        on_batch=on_batch,
     )
     records: list[PredictionRecord] = []
     offset, metrics = 0, RougeMetrics()

@@ -4,7 +4,8 @@ Prompts are tokenized once, sorted by length so each batch pads little, generate
 batch by batch without gradients (bf16 autocast on CUDA), and put back in the
 caller's order. Encoder-decoder models get right padding; decoder-only models get
 left padding, their prompts encoded as in training (`decoder_prompt_ids`), and only
-the new tokens are decoded.
+the new tokens are decoded. With a chat template the prompt is the template's
+generation prompt and decoding stops at its end-of-turn token (prompts.chat).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from quickstudy.data.records import Instance, Task
 from quickstudy.evaluate.metrics import RougeMetrics, score_records
 from quickstudy.evaluate.predictions import METRICS_FILE, PREDICTIONS_FILE, PredictionRecord, write_predictions
 from quickstudy.files import write_text_atomic
+from quickstudy.prompts.chat import ChatTemplate
 from quickstudy.prompts.features import decoder_prompt_ids
 
 
@@ -35,13 +37,16 @@ def generate_texts(
     max_source_length: int | None = None,
     progress: bool = True,
     on_batch: Callable[[int, int], None] | None = None,
+    chat_template: bool = False,
 ) -> list[str]:
     """The model's output text for every prompt, in the prompts' order; `on_batch(done, total)`
-    after every batch."""
+    after every batch. `chat_template`: prompts go through the tokenizer's chat template, as
+    in training."""
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
     seq2seq = bool(getattr(model.config, "is_encoder_decoder", False))
-    encoded = prompt_ids(tokenizer, prompts, seq2seq, max_source_length)
+    encoded = prompt_ids(tokenizer, prompts, seq2seq, max_source_length, chat_template)
+    stop_ids = ChatTemplate(tokenizer).stop_ids() if chat_template else None
     order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i]))
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     device = next(model.parameters()).device
@@ -64,6 +69,7 @@ def generate_texts(
                     pad_id,
                     max_new_tokens,
                     num_beams,
+                    stop_ids,
                 )
                 for index, text in zip(batch, texts):
                     outputs[index] = text
@@ -83,7 +89,9 @@ def generate_predictions(
     num_beams: int = 1,
     **options: Any,
 ) -> list[str]:
-    """generate_texts for a `models.loading.LoadedModel` (anything with .model and .tokenizer)."""
+    """generate_texts for a `models.loading.LoadedModel` (anything with .model and .tokenizer),
+    through its chat template when it uses one."""
+    options.setdefault("chat_template", getattr(loaded, "chat_template", False))
     return generate_texts(
         loaded.model,
         loaded.tokenizer,
@@ -95,13 +103,18 @@ def generate_predictions(
     )
 
 
-def prompt_ids(tokenizer: Any, prompts: Sequence[str], seq2seq: bool, max_source_length: int | None) -> list[list[int]]:
+def prompt_ids(
+    tokenizer: Any,
+    prompts: Sequence[str],
+    seq2seq: bool,
+    max_source_length: int | None,
+    chat_template: bool = False,
+) -> list[list[int]]:
     """Token ids per prompt, as training encodes them, cut to max_source_length."""
     if seq2seq:
         truncation = {"truncation": True, "max_length": max_source_length} if max_source_length else {}
         return [list(ids) for ids in tokenizer(list(prompts), **truncation)["input_ids"]] if prompts else []
-    encoded = [decoder_prompt_ids(tokenizer, prompt) for prompt in prompts]
-    return [ids[:max_source_length] for ids in encoded] if max_source_length else encoded
+    return [decoder_prompt_ids(tokenizer, prompt, chat_template, max_source_length or None) for prompt in prompts]
 
 
 def padded(sequences: Sequence[list[int]], pad_id: int, left: bool) -> tuple[torch.Tensor, torch.Tensor]:
@@ -125,6 +138,7 @@ def _generate_batch(
     pad_id: int,
     max_new_tokens: int,
     num_beams: int,
+    stop_ids: list[int] | None = None,
 ) -> list[str]:
     on_cuda = input_ids.device.type == "cuda"
     with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=on_cuda):
@@ -135,6 +149,7 @@ def _generate_batch(
             num_beams=num_beams,
             do_sample=False,
             pad_token_id=pad_id,
+            **({"eos_token_id": stop_ids} if stop_ids else {}),
         )
     new_tokens = generated if seq2seq else generated[:, input_ids.shape[1] :]
     return [text.strip() for text in tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]

@@ -31,6 +31,7 @@ from quickstudy.files import remove_stale_temps, replace_directory
 from quickstudy.models.lora import with_lora
 from quickstudy.models.spec import ModelSpec
 from quickstudy.models.tiny import is_tiny_name, tiny_model
+from quickstudy.prompts.chat import uses_chat_template
 from quickstudy.prompts.tokenizers import BYT5, tokenizer_by_name
 
 MODEL_INFO = "quickstudy_model.json"
@@ -44,6 +45,7 @@ class LoadedModel:
     tokenizer: PreTrainedTokenizerBase
     is_seq2seq: bool
     spec: ModelSpec | None = None
+    chat_template: bool = False  # prompts go through the tokenizer's chat template (prompts.chat)
 
 
 @dataclass
@@ -51,6 +53,7 @@ class _Base:
     model: PreTrainedModel
     tokenizer: PreTrainedTokenizerBase
     is_seq2seq: bool
+    chat_template: bool | None = None  # as a saved checkpoint recorded it; None: decide from the spec
 
 
 class BaseModelCache:
@@ -71,7 +74,9 @@ class BaseModelCache:
                 self._entries.popitem(last=False)
         self._entries.move_to_end(key)
         cached = self._entries[key]
-        return _Base(copy.deepcopy(cached.model), copy.deepcopy(cached.tokenizer), cached.is_seq2seq)
+        return _Base(
+            copy.deepcopy(cached.model), copy.deepcopy(cached.tokenizer), cached.is_seq2seq, cached.chat_template
+        )
 
     def clear(self) -> None:
         self._entries.clear()
@@ -83,14 +88,18 @@ DEFAULT_CACHE = BaseModelCache()
 def load_model(
     spec: ModelSpec, device: str | torch.device | None = None, cache: BaseModelCache = DEFAULT_CACHE
 ) -> LoadedModel:
-    """The model `spec` names, in fp32, with fresh LoRA adapters if the spec asks for them."""
+    """The model `spec` names, in fp32, with fresh LoRA adapters if the spec asks for them; a
+    checkpoint saved with a chat-template decision keeps it unless the spec says otherwise."""
     base = cache.get_or_load(spec.base())
+    chat = uses_chat_template(spec.chat_template, base.tokenizer, base.is_seq2seq, f"model {spec.name_or_path!r}")
+    if spec.chat_template == "auto" and base.chat_template is not None:
+        chat = base.chat_template
     model: PreTrainedModel | PeftModel = base.model
     if spec.lora is not None:
         model = with_lora(model, spec.lora, base.is_seq2seq)
     if device is not None:
         model = model.to(device)
-    return LoadedModel(model=model, tokenizer=base.tokenizer, is_seq2seq=base.is_seq2seq, spec=spec)
+    return LoadedModel(model=model, tokenizer=base.tokenizer, is_seq2seq=base.is_seq2seq, spec=spec, chat_template=chat)
 
 
 def save_model(loaded: LoadedModel, directory: str | Path) -> Path:
@@ -104,7 +113,11 @@ def save_model(loaded: LoadedModel, directory: str | Path) -> Path:
     is_adapter = isinstance(loaded.model, PeftModel)
     loaded.model.save_pretrained(tmp, safe_serialization=True)
     loaded.tokenizer.save_pretrained(tmp)
-    info: dict[str, Any] = {"is_seq2seq": loaded.is_seq2seq, "lora_adapter": is_adapter}
+    info: dict[str, Any] = {
+        "is_seq2seq": loaded.is_seq2seq,
+        "lora_adapter": is_adapter,
+        "chat_template": loaded.chat_template,
+    }
     if is_adapter:
         if loaded.spec is None:
             raise ModelError(f"{directory}: cannot save a LoRA adapter without the spec of its base model")
@@ -134,6 +147,7 @@ def _load_base(spec: ModelSpec) -> _Base:
     info = json.loads(info_path.read_text(encoding="utf-8")) if info_path.is_file() else {}
     if info.get("lora_adapter"):
         return _merged_adapter(spec, info)
+    chat = info.get("chat_template") if isinstance(info.get("chat_template"), bool) else None
     try:
         config = AutoConfig.from_pretrained(name, trust_remote_code=spec.trust_remote_code)
     except (OSError, ValueError) as error:
@@ -147,7 +161,7 @@ def _load_base(spec: ModelSpec) -> _Base:
     except (OSError, ValueError) as error:
         raise ModelError(f"model {name!r}: cannot load its weights ({_first_line(error)})") from None
     tokenizer = _load_tokenizer(spec.tokenizer or name, spec)
-    return _Base(model, tokenizer, is_seq2seq)
+    return _Base(model, tokenizer, is_seq2seq, chat)
 
 
 def _merged_adapter(spec: ModelSpec, info: dict[str, Any]) -> _Base:
@@ -164,13 +178,43 @@ def _merged_adapter(spec: ModelSpec, info: dict[str, Any]) -> _Base:
     except (OSError, ValueError) as error:
         raise ModelError(f"model {spec.name_or_path!r}: cannot load its LoRA adapter ({_first_line(error)})") from None
     tokenizer = _load_tokenizer(spec.tokenizer or spec.name_or_path, spec)
-    return _Base(merged, tokenizer, base.is_seq2seq)
+    chat = info.get("chat_template") if isinstance(info.get("chat_template"), bool) else None
+    return _Base(merged, tokenizer, base.is_seq2seq, chat)
 
 
 def _is_seq2seq(spec: ModelSpec, config: Any) -> bool:
     if spec.architecture != "auto":
         return spec.architecture == "seq2seq"
     return bool(getattr(config, "is_encoder_decoder", False))
+
+
+def load_tokenizer(spec: ModelSpec) -> PreTrainedTokenizerBase:
+    """The tokenizer `spec` trains and generates with, without loading any weights."""
+    default = "byte" if is_tiny_name(spec.name_or_path) else spec.name_or_path
+    return _load_tokenizer(spec.tokenizer or default, spec)
+
+
+def prompt_tokenizer(spec: ModelSpec) -> tuple[PreTrainedTokenizerBase, bool]:
+    """The tokenizer `spec` prompts with and whether its chat template is used (as `load_model`
+    decides it), reading configs only: no weights of a hub or local model are loaded."""
+    if is_tiny_name(spec.name_or_path):  # built in a moment
+        loaded = load_model(spec, cache=BaseModelCache(max_entries=0))
+        return loaded.tokenizer, loaded.chat_template
+    info_path = Path(spec.name_or_path) / MODEL_INFO
+    info = json.loads(info_path.read_text(encoding="utf-8")) if info_path.is_file() else {}
+    tokenizer = load_tokenizer(spec)
+    if spec.chat_template == "auto" and isinstance(info.get("chat_template"), bool):
+        return tokenizer, info["chat_template"]
+    if "is_seq2seq" in info and spec.architecture == "auto":
+        is_seq2seq = bool(info["is_seq2seq"])
+    else:
+        try:
+            config = AutoConfig.from_pretrained(spec.name_or_path, trust_remote_code=spec.trust_remote_code)
+        except (OSError, ValueError) as error:
+            raise ModelError(f"model {spec.name_or_path!r}: cannot load its config ({_first_line(error)})") from None
+        is_seq2seq = _is_seq2seq(spec, config)
+    where = f"model {spec.name_or_path!r}"
+    return tokenizer, uses_chat_template(spec.chat_template, tokenizer, is_seq2seq, where)
 
 
 def _load_tokenizer(name: str, spec: ModelSpec) -> PreTrainedTokenizerBase:

@@ -24,7 +24,9 @@ class ModelSpec(BaseModel):
     `tokenizer` None means the model's own; for tiny models it may be `byte`
     (ByT5's byte tokenizer, the default) or the folder of a saved tokenizer.
     `init_seed` and `tiny_config` only matter for tiny models, whose weights
-    are built from a seeded config instead of loaded.
+    are built from a seeded config instead of loaded. `chat_template`: whether
+    prompts go through the tokenizer's chat template (prompts.chat); `auto` turns
+    it on for a decoder-only model whose tokenizer has one.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -34,9 +36,30 @@ class ModelSpec(BaseModel):
     tokenizer: str | None = None
     trust_remote_code: bool = False
     lora: LoraSpec | None = None
+    chat_template: Literal["auto"] | bool = "auto"
     init_seed: int = 0
     tiny_config: dict[str, Any] = Field(default_factory=dict)
 
     def base(self) -> ModelSpec:
         """The same model without a LoRA adapter: what the load cache keys on."""
         return self.model_copy(update={"lora": None})
+
+
+def model_spec_from_text(text: str, where: str) -> ModelSpec:
+    """A spec from the command line: a name or path, or a YAML mapping of spec fields."""
+    import yaml
+    from pydantic import ValidationError
+
+    from quickstudy.errors import ConfigError
+
+    try:
+        raw = yaml.safe_load(text) if text.lstrip().startswith("{") else text
+    except yaml.YAMLError:
+        raise ConfigError(f"{where}: {text!r} is not a valid YAML mapping") from None
+    try:
+        return ModelSpec.model_validate(raw if isinstance(raw, dict) else {"name_or_path": text})
+    except ValidationError as error:
+        problem = error.errors()[0]
+        key = ".".join(str(part) for part in problem["loc"])
+        message = "unknown key" if problem["type"] == "extra_forbidden" else problem["msg"]
+        raise ConfigError(f"{where}: {key}: {message}") from None

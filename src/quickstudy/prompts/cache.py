@@ -111,7 +111,7 @@ def cached_encoded_examples(
         cached = _read(path)
         if cached is not None and len(cached) == len(instances):
             return cached
-    texts = text_examples(task, instances, encoding, tokenizer, max_source_length, seed)
+    texts = text_examples(task, instances, encoding, tokenizer, max_source_length, seed, chat_template)
     encoded = encode_examples(texts, tokenizer, max_source_length, max_target_length, decoder_only, chat_template)
     _write(path, encoded)
     return encoded

@@ -13,6 +13,7 @@ from typing import Any
 
 from quickstudy.data.records import Instance, Task
 from quickstudy.errors import PromptError
+from quickstudy.prompts.chat import ChatTemplate, source_budget, templated_prompt_ids
 from quickstudy.prompts.encoding import Encoding, PromptBuilder
 
 IGNORE_INDEX = -100
@@ -59,9 +60,11 @@ def text_examples(
     tokenizer: Any = None,
     max_source_length: int | None = None,
     seed: int = 0,
+    chat_template: bool = False,
 ) -> list[TextExample]:
-    """Prompt and target text for each instance, in order."""
-    builder = PromptBuilder(task, encoding, tokenizer, max_source_length)
+    """Prompt and target text for each instance, in order; with `chat_template` the budget
+    leaves room for the template's tokens."""
+    builder = PromptBuilder(task, encoding, tokenizer, source_budget(tokenizer, max_source_length, chat_template))
     examples = []
     for instance in instances:
         built = builder.build(instance.input)
@@ -97,11 +100,11 @@ def encode_examples(
     """
     if not examples:
         return []
+    if decoder_only and chat_template:
+        chat = ChatTemplate(tokenizer)
+        return [_chat_example(example, chat, max_source_length, max_target_length) for example in examples]
     if decoder_only:
-        return [
-            _decoder_example(example, tokenizer, max_source_length, max_target_length, chat_template)
-            for example in examples
-        ]
+        return [_decoder_example(example, tokenizer, max_source_length, max_target_length) for example in examples]
     if chat_template:
         raise PromptError("chat templates apply to decoder-only models only")
     return _seq2seq_examples(examples, tokenizer, max_source_length, max_target_length)
@@ -128,32 +131,41 @@ def _truncation(max_length: int | None) -> dict[str, Any]:
     return {"truncation": True, "max_length": max_length} if max_length is not None else {}
 
 
-def decoder_prompt_ids(tokenizer: Any, prompt: str, chat_template: bool = False) -> list[int]:
-    """Prompt ids for a decoder-only model, for training and generation alike: the chat
-    template's rendering when asked, otherwise beginning-of-sequence (when the tokenizer
-    has one) then the prompt's ids without end-of-sequence."""
+def decoder_prompt_ids(
+    tokenizer: Any, prompt: str, chat_template: bool = False, max_source_length: int | None = None
+) -> list[int]:
+    """Prompt ids for a decoder-only model, for training and generation alike, cut to
+    `max_source_length`: the chat template's generation prompt when asked (see prompts.chat),
+    otherwise beginning-of-sequence (when the tokenizer has one) then the prompt's ids
+    without end-of-sequence."""
     if chat_template:
-        if not getattr(tokenizer, "chat_template", None):
-            raise PromptError(f"tokenizer {getattr(tokenizer, 'name_or_path', '?')!r} has no chat template")
-        rendered = tokenizer.apply_chat_template(
-            [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
-        )
-        return list(tokenizer(rendered, add_special_tokens=False)["input_ids"])
+        return templated_prompt_ids(tokenizer, prompt, max_source_length)[0]
     ids = list(tokenizer(prompt, add_special_tokens=False)["input_ids"])
-    return [tokenizer.bos_token_id, *ids] if tokenizer.bos_token_id is not None else ids
+    ids = [tokenizer.bos_token_id, *ids] if tokenizer.bos_token_id is not None else ids
+    return ids[:max_source_length] if max_source_length is not None else ids
+
+
+def _chat_example(
+    example: TextExample, chat: ChatTemplate, max_source_length: int | None, max_target_length: int | None
+) -> EncodedExample:
+    """The conversation's ids: the generation prompt (no loss), then the answer and the
+    end-of-turn token (the labels)."""
+    prompt_ids, cut = templated_prompt_ids(chat.tokenizer, example.prompt, max_source_length)
+    answer_ids = chat.answer_ids(example.prompt, example.target, max_target_length)
+    return EncodedExample(
+        input_ids=prompt_ids + answer_ids,
+        labels=[IGNORE_INDEX] * len(prompt_ids) + answer_ids,
+        truncated=example.truncated or cut,
+    )
 
 
 def _decoder_example(
-    example: TextExample,
-    tokenizer: Any,
-    max_source_length: int | None,
-    max_target_length: int | None,
-    chat_template: bool,
+    example: TextExample, tokenizer: Any, max_source_length: int | None, max_target_length: int | None
 ) -> EncodedExample:
     eos = tokenizer.eos_token_id
     if eos is None:
         raise PromptError(f"tokenizer {getattr(tokenizer, 'name_or_path', '?')!r} has no end-of-sequence token")
-    prompt_ids = decoder_prompt_ids(tokenizer, example.prompt, chat_template)
+    prompt_ids = decoder_prompt_ids(tokenizer, example.prompt)
     over = max_source_length is not None and len(prompt_ids) > max_source_length
     if over:
         prompt_ids = prompt_ids[:max_source_length]

@@ -7,6 +7,7 @@ from typing import Any
 
 from quickstudy.data.collection import Collection
 from quickstudy.errors import DataError
+from quickstudy.prompts.chat import ChatTemplate, source_budget
 from quickstudy.prompts.encoding import Encoding, PromptBuilder
 
 ALL_TASKS = "all"
@@ -29,11 +30,19 @@ def prompt_records(
     tokenizer: Any = None,
     max_source_length: int | None = None,
     limit: int | None = None,
+    chat_template: bool = False,
 ) -> Iterator[dict[str, str]]:
     """`{"task", "instance_id", "prompt"}` for each task's instances in file order (the first
-    `limit` per task when given)."""
+    `limit` per task when given); with `chat_template`, the prompt as the model sees it: the
+    template's generation prompt around the SuperNI prompt, within the same budget."""
+    chat = ChatTemplate(tokenizer) if chat_template else None
     for name in task_names:
         task = collection.task(name)
-        builder = PromptBuilder(task, encoding, tokenizer, max_source_length)
+        builder = PromptBuilder(task, encoding, tokenizer, source_budget(tokenizer, max_source_length, chat_template))
         for instance in task.instances[:limit]:
-            yield {"task": task.name, "instance_id": instance.id, "prompt": builder.prompt(instance.input)}
+            prompt = builder.prompt(instance.input)
+            yield {
+                "task": task.name,
+                "instance_id": instance.id,
+                "prompt": chat.prompt_text(prompt) if chat is not None else prompt,
+            }

@@ -17,14 +17,22 @@ from typing import Any
 from quickstudy.errors import ModelError
 
 BYT5 = "byt5"
+BYT5_CHATML = "byt5-chatml"  # ByT5's bytes plus ChatML's turn tokens and template (prompts.chat)
 
 
 def tokenizer_by_name(name: str, trust_remote_code: bool = False) -> Any:
-    """A Hugging Face tokenizer: `byt5` (built in memory, no files), a hub id or a local path."""
-    if name == BYT5:
+    """A Hugging Face tokenizer: `byt5` or `byt5-chatml` (built in memory, no files), a hub id
+    or a local path."""
+    if name in (BYT5, BYT5_CHATML):
         from transformers import ByT5Tokenizer
 
-        return ByT5Tokenizer()
+        tokenizer = ByT5Tokenizer()
+        if name == BYT5_CHATML:
+            from quickstudy.prompts.chat import CHATML_SPECIAL_TOKENS, CHATML_TEMPLATE
+
+            tokenizer.add_special_tokens({"additional_special_tokens": list(CHATML_SPECIAL_TOKENS)})
+            tokenizer.chat_template = CHATML_TEMPLATE
+        return tokenizer
     from transformers import AutoTokenizer
 
     try:

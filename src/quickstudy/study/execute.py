@@ -175,43 +175,32 @@ def run_encoding(spec: RunSpec) -> Any:
 
 
 def evaluate_run(spec: RunSpec, study_dir: Path) -> dict[str, Any]:
-    """Predict every test instance of the run's tasks; write predictions.jsonl and metrics.json."""
+    """Predict every test instance of the run's tasks (evaluate.evaluate_model, as `quickstudy
+    predict` does); write predictions.jsonl and metrics.json."""
     import torch
 
     from quickstudy.data.splits import SplitConfig, task_split
-    from quickstudy.evaluate.generate import generate_predictions, predictions_for, write_evaluation
-    from quickstudy.evaluate.metrics import RougeMetrics
-    from quickstudy.prompts.encoding import PromptBuilder, resolve_encoding
+    from quickstudy.evaluate.evaluation import TaskInstances, evaluate_model
+    from quickstudy.evaluate.generate import write_evaluation
     from quickstudy.study.progress import RunProgressFile
 
     progress = RunProgressFile(study_dir, spec)  # read by the study's progress view
     loaded = load_start_model(spec, study_dir, device="cuda" if torch.cuda.is_available() else None)
-    encoding = resolve_encoding(spec.encoding_options | {"name": spec.encoding})
-    per_task = []
-    for task in checked_tasks(spec):
-        builder = PromptBuilder(task, encoding, loaded.tokenizer, spec.max_source_length)
-        test = task_split(task, SplitConfig(**spec.splits)).test
-        per_task.append((task, test, [builder.build(instance.input) for instance in test]))
+    split = SplitConfig(**spec.splits)
+    selections = [TaskInstances(task, task_split(task, split).test) for task in checked_tasks(spec)]
     generation = spec.generation
-    outputs = generate_predictions(
+    records = evaluate_model(
         loaded,
-        [built.text for _, _, prompts in per_task for built in prompts],
+        selections,
+        run_encoding(spec),
+        max_source_length=spec.max_source_length,
         batch_size=generation["batch_size"],
         max_new_tokens=generation["max_new_tokens"],
         num_beams=generation["num_beams"],
-        max_source_length=spec.max_source_length,
-        progress=False,
         on_batch=progress.evaluating,
     )
-    records, offset, metrics = [], 0, RougeMetrics()
-    for task, test, prompts in per_task:
-        task_outputs = outputs[offset : offset + len(test)]
-        offset += len(test)
-        records += predictions_for(
-            task, test, task_outputs, [p.text for p in prompts], [p.truncated for p in prompts], metrics
-        )
     write_evaluation(run_dir(study_dir, spec.id), records)
-    return {"test_instances": {task.name: len(test) for task, test, _ in per_task}}
+    return {"test_instances": {s.task.name: len(s.instances) for s in selections}}
 
 
 def load_start_model(spec: RunSpec, study_dir: Path, device: str | None = None) -> Any:

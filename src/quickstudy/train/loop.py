@@ -18,7 +18,7 @@ import time
 from array import array
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -198,7 +198,7 @@ def train_model(
     )  # fmt: skip
     trained = accelerator.unwrap_model(model)
     if accelerator.is_main_process:
-        save_model(LoadedModel(trained, loaded.tokenizer, loaded.is_seq2seq, loaded.spec), out_dir / MODEL_DIR)
+        save_model(replace(loaded, model=trained), out_dir / MODEL_DIR)
         write_json_atomic(out_dir / RESULT_FILE, asdict(result), indent=2)
         shutil.rmtree(out_dir / CHECKPOINTS_DIR, ignore_errors=True)
     if config.tensorboard:

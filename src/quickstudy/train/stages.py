@@ -117,7 +117,13 @@ def training_texts(
         example
         for selection in selections
         for example in text_examples(
-            selection.task, selection.instances, encoding, loaded.tokenizer, config.max_source_length, seed
+            selection.task,
+            selection.instances,
+            encoding,
+            loaded.tokenizer,
+            config.max_source_length,
+            seed,
+            loaded.chat_template,
         )
     ]
 
@@ -135,13 +141,23 @@ def training_features(
     decoder_only = not loaded.is_seq2seq
     if cache_dir is None:
         texts = training_texts(selections, encoding, loaded, config, seed)
-        return encode_examples(texts, loaded.tokenizer, *lengths, decoder_only=decoder_only)
+        return encode_examples(
+            texts, loaded.tokenizer, *lengths, decoder_only=decoder_only, chat_template=loaded.chat_template
+        )
     return [
         example
         for s in selections
         for example in cached_encoded_examples(
-            cache_dir, s.task, s.instances, encoding, loaded.tokenizer, *lengths, decoder_only, seed
-        )
+            cache_dir,
+            s.task,
+            s.instances,
+            encoding,
+            loaded.tokenizer,
+            *lengths,
+            decoder_only,
+            seed,
+            loaded.chat_template,
+        )  # fmt: skip
     ]
 
 
