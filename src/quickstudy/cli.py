@@ -469,8 +469,16 @@ def study_plan(
     ),
     as_json: bool = typer.Option(False, "--json", help="Print every run and the counts as JSON."),
     overrides: list[str] = typer.Option([], "--set", help=_SET_HELP),
+    estimate: bool = typer.Option(
+        False, "--estimate", help="Also estimate tokens, FLOPs and GPU-hours per arm from the actual prompts."
+    ),
+    device: str = typer.Option(
+        "a100-40gb", "--device", help="For --estimate: a100-40gb, a100-80gb, h100, cpu, or calibrate (measure here)."
+    ),
+    gpus: int = typer.Option(1, "--gpus", min=1, help="For --estimate: GPUs the wall time is given for."),
 ) -> None:
-    """Expand a study config into runs (ids, kinds, dependencies) without loading any model."""
+    """Expand a study config into runs (ids, kinds, dependencies) without loading any model
+    (with --estimate: only its tokenizer, and with --device calibrate the model itself)."""
     import json
 
     from rich.table import Table
@@ -479,9 +487,11 @@ def study_plan(
     from quickstudy.study.config import load_study_config
     from quickstudy.study.plan import arm_label, leakage_text, plan_study
 
-    plan = plan_study(load_study_config(config_file(config), overrides))
+    study = load_study_config(config_file(config), overrides)
+    plan = plan_study(study)
+    cost = _study_estimate(study, plan, device) if estimate else None
     if as_json:
-        print(json.dumps(plan.to_json(), indent=1))
+        print(json.dumps({**plan.to_json(), **({"estimate": cost.to_json(gpus)} if cost else {})}, indent=1))
         return
     table = Table(
         title=f"{len(plan.runs)} runs: {len(plan.unseen_tasks)} unseen tasks, {len(plan.seen_tasks)} seen tasks"
@@ -505,6 +515,52 @@ def study_plan(
             f"(their fine-tunes will fail): {', '.join(plan.no_train_pool)}",
             markup=False, highlight=False, soft_wrap=True,
         )  # fmt: skip
+
+    if cost is not None:
+        _print_estimate(cost, gpus)
+
+
+def _study_estimate(study: Any, plan: Any, device: str) -> Any:
+    from quickstudy.errors import ConfigError
+    from quickstudy.study.estimate import DEVICE_CHOICES, estimate_study
+
+    if device not in DEVICE_CHOICES:
+        raise ConfigError(f"--device {device!r}: valid devices: {', '.join(DEVICE_CHOICES)}")
+    return estimate_study(study, plan, device)
+
+
+def _print_estimate(cost: Any, gpus: int) -> None:
+    """The estimate as a table per arm, then its assumptions."""
+    from rich.table import Table
+
+    table = Table(title=f"estimate on {cost.device.name}: {cost.total_hours():.3g} GPU-hours in total")
+    for column in ("arm", "runs", "train tokens", "train PFLOP", "generation PFLOP", "GPU-hours"):
+        table.add_column(column, justify="left" if column == "arm" else "right", no_wrap=column == "arm")
+    hours = cost.arm_hours()
+    for arm in hours:
+        runs = [run for run in cost.runs if run.arm == arm]
+        table.add_row(
+            arm,
+            str(len(runs)),
+            f"{sum(run.train_tokens * run.epochs for run in runs):,.0f}",
+            f"{sum(run.train_flops for run in runs) / 1e15:.3g}",
+            f"{sum(run.generate_flops for run in runs) / 1e15:.3g}",
+            f"{hours[arm]:.3g}",
+        )
+    table.add_section()
+    table.add_row("total", str(len(cost.runs)), "", "", "", f"{cost.total_hours():.3g}", style="bold")
+    console.print(table)
+    lines = [
+        f"wall time on {gpus} GPU(s): {cost.wall_hours(gpus):.3g} h (total / GPUs, at least the longest chain of "
+        f"dependent runs: {cost.critical_path_hours():.3g} h); compute only, no loading or saving",
+        f"device: {cost.device.assumption}",
+        "FLOPs: training 6 x parameters x (source + target tokens) x epochs (4 x with LoRA; an upper bound for "
+        "encoder-decoder models), generation 2 x parameters x (prompt + generated tokens)",
+        *(f"parameters of {role}: {size.parameters:,} ({size.source})" for role, size in cost.sizes.items()),
+        *cost.token_notes,
+    ]
+    for line in lines:
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 @study_app.command("run")
