@@ -510,9 +510,21 @@ def study_plan(
     console.print(table)
     console.print(f"leakage across tasks: {leakage_text(plan.leakage)}", markup=False, highlight=False, soft_wrap=True)
     if plan.no_train_pool:
+        outcome = (
+            "skipped from every arm (short_tasks: skip)"
+            if plan.skipped_tasks
+            else "planned anyway, their fine-tunes will fail (short_tasks: keep)"
+        )
         console.print(
-            f"{len(plan.no_train_pool)} unseen task(s) have no train instances left after the held-out ones "
-            f"(their fine-tunes will fail): {', '.join(plan.no_train_pool)}",
+            f"{len(plan.no_train_pool)} unseen task(s) have no train instances left after the held-out ones, "
+            f"{outcome}: {', '.join(plan.no_train_pool)}",
+            markup=False, highlight=False, soft_wrap=True,
+        )  # fmt: skip
+    if plan.below_smallest_size:
+        short = ", ".join(f"{name} ({pool})" for name, pool in plan.below_smallest_size.items())
+        console.print(
+            f"{len(plan.below_smallest_size)} unseen task(s) have fewer train instances than the smallest size "
+            f"and train on all they have: {short}",
             markup=False, highlight=False, soft_wrap=True,
         )  # fmt: skip
 

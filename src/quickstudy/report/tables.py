@@ -8,10 +8,14 @@ source budget); studies run before they were recorded show "not recorded".
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from quickstudy.report.analysis import Analysis
 from quickstudy.report.results import RunRecord
+from quickstudy.study.layout import PLAN_FILE
 
 WITH, WITHOUT = "proposed", "baseline"  # arm roles: prompts with and without instructions
 
@@ -40,6 +44,8 @@ class DataTables:
     per_category: dict[str, dict[str, int]]  # category (as grouped) -> size label -> train instances
     category_tasks: dict[str, int]
     shares: dict[str, float | None]  # size label -> share of the summed train pools
+    skipped_tasks: list[str]  # plan.json: unseen tasks with no train pool, left out of every arm
+    below_smallest_size: dict[str, int]  # plan.json: task -> train pool below the smallest size
 
 
 def data_tables(analysis: Analysis) -> DataTables:
@@ -63,7 +69,22 @@ def data_tables(analysis: Analysis) -> DataTables:
         per_category=dict(sorted(per_category.items(), key=lambda item: analysis.categories.index(item[0]))),
         category_tasks=analysis.category_tasks,
         shares={label: info.fraction for label, info in analysis.sizes.items()},
+        **_planned_short_tasks(results.study_dir / PLAN_FILE),
     )
+
+
+def _planned_short_tasks(plan_path: Path) -> dict[str, Any]:
+    """What the plan says about short tasks (nothing for a plan written before it said so)."""
+    try:
+        plan = json.loads(plan_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        plan = {}
+    skipped = plan.get("skipped_tasks") if isinstance(plan, dict) else None
+    below = plan.get("below_smallest_size") if isinstance(plan, dict) else None
+    return {
+        "skipped_tasks": [str(name) for name in skipped] if isinstance(skipped, list) else [],
+        "below_smallest_size": {str(k): int(v) for k, v in below.items()} if isinstance(below, dict) else {},
+    }
 
 
 def _task_prompts(analysis: Analysis, role: str) -> dict[str, TaskPrompts]:

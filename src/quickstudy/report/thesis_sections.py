@@ -160,8 +160,18 @@ def data_table_blocks(analysis: Analysis, tables: DataTables) -> list[Block]:
         ["mean train prompt length, with instructions (tokens)", tokens(WITH)],
         ["mean train prompt length, without instructions (tokens)", tokens(WITHOUT)],
     ]
+    notes = [models_trained(analysis)]
+    if tables.skipped_tasks:
+        notes.append(
+            f"**Skipped tasks** ({len(tables.skipped_tasks)}, `short_tasks: skip`): no train instance is left after "
+            f"their test and validation instances, so no arm trains or evaluates them and the test total below is "
+            f"what was evaluated: {', '.join(tables.skipped_tasks)}."
+        )
+    if tables.below_smallest_size:
+        short = ", ".join(f"{name} ({pool})" for name, pool in tables.below_smallest_size.items())
+        notes.append(f"**Tasks below the smallest size** train on all they have: {short}.")
     blocks: list[Block] = [
-        Paragraph(models_trained(analysis)),
+        Bullets(notes),
         Table(
             ["statistic", "value"],
             rows,

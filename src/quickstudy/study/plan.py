@@ -20,7 +20,7 @@ import hashlib
 import json
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -47,6 +47,8 @@ class StudyPlan:
     unseen_tasks: tuple[str, ...]
     leakage: dict[str, Any] | None = None  # leakage_summary(): what the audit found and what was removed
     no_train_pool: tuple[str, ...] = ()  # unseen tasks whose held-out instances leave nothing to train on
+    skipped_tasks: tuple[str, ...] = ()  # those of them left out of every arm (short_tasks: skip)
+    below_smallest_size: dict[str, int] = field(default_factory=dict)  # task -> train pool < the smallest size
 
     def __post_init__(self) -> None:
         ids = [run.id for run in self.runs]
@@ -72,6 +74,8 @@ class StudyPlan:
             "counts": self.counts(),
             "leakage": self.leakage,
             "no_train_pool": list(self.no_train_pool),
+            "skipped_tasks": list(self.skipped_tasks),
+            "below_smallest_size": self.below_smallest_size,
         }
 
 
@@ -85,6 +89,8 @@ def plan_study(config: StudyConfig) -> StudyPlan:
     training_settings(config.training, {}, seed=0, where="training")  # study-wide keys named as written
     seen, unseen = selected_tasks(config)
     no_pool = checked_task_files(config, seen, unseen)
+    skipped = no_pool if config.short_tasks == "skip" else ()
+    unseen = [name for name in unseen if name not in set(skipped)]  # skipped: out of every arm alike
     versions = code_versions()
     runs: list[RunSpec] = []
     start_models: dict[str, dict[str, Any]] = {}
@@ -122,8 +128,29 @@ def plan_study(config: StudyConfig) -> StudyPlan:
                     runs.append(evaluate_run(config, arm, {"run": finetune.id}, tasks, size, seed, versions))
     leakage = leakage_summary(config, audit)
     return StudyPlan(
-        runs=tuple(runs), seen_tasks=tuple(seen), unseen_tasks=tuple(unseen), leakage=leakage, no_train_pool=no_pool
+        runs=tuple(runs),
+        seen_tasks=tuple(seen),
+        unseen_tasks=tuple(unseen),
+        leakage=leakage,
+        no_train_pool=no_pool,
+        skipped_tasks=skipped,
+        below_smallest_size=below_smallest_size(config, unseen, set(no_pool)),
     )
+
+
+def below_smallest_size(config: StudyConfig, unseen: list[str], no_pool: set[str]) -> dict[str, int]:
+    """Unseen tasks (with a train pool) holding fewer train instances than the smallest numeric
+    size an arm asks for: they train on all they have at that size (task -> pool)."""
+    numbers = [nominal for arm in config.arms for size in arm.sizes if (nominal := _whole_number(size)) is not None]
+    candidates = tuple(name for name in unseen if name not in no_pool)
+    if not numbers or not candidates:
+        return {}
+    pools = _train_pools(config.collection, config.splits.n_test, config.splits.n_validation, candidates)
+    return {name: pool for name, pool in zip(candidates, pools) if pool < min(numbers)}
+
+
+def _whole_number(size: str) -> int | None:
+    return int(size) if size.isdigit() else None
 
 
 def checked_leakage(config: StudyConfig, seen: list[str], unseen: list[str]) -> LeakAudit:
