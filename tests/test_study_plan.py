@@ -174,7 +174,7 @@ def test_a_role_no_arm_starts_from_is_not_built(smoke_config: Path) -> None:
         ),
         ("tasks.unseen.names=[task_nope]", "tasks.unseen.names: task_nope not in the split's list"),
         ("executor.kind=slurm", "executor.kind"),
-        ("tracking=wandb", "tracking"),
+        ("tracking=neptune", "tracking"),
         ("nonsense", "expected dotted.key=value"),
     ],
 )

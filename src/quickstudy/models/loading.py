@@ -96,7 +96,9 @@ def load_model(
         chat = base.chat_template
     model: PreTrainedModel | PeftModel = base.model
     if spec.lora is not None:
-        model = with_lora(model, spec.lora, base.is_seq2seq)
+        with torch.random.fork_rng(devices=[]):  # fresh adapters from the spec's seed: the same spec, the same start
+            torch.manual_seed(spec.init_seed)
+            model = with_lora(model, spec.lora, base.is_seq2seq)
     if device is not None:
         model = model.to(device)
     return LoadedModel(model=model, tokenizer=base.tokenizer, is_seq2seq=base.is_seq2seq, spec=spec, chat_template=chat)
@@ -177,6 +179,7 @@ def _merged_adapter(spec: ModelSpec, info: dict[str, Any]) -> _Base:
         merged = PeftModel.from_pretrained(base.model, spec.name_or_path).merge_and_unload()
     except (OSError, ValueError) as error:
         raise ModelError(f"model {spec.name_or_path!r}: cannot load its LoRA adapter ({_first_line(error)})") from None
+    merged.requires_grad_(True)  # peft froze the base's weights; merged, they are a plain model's to train
     tokenizer = _load_tokenizer(spec.tokenizer or spec.name_or_path, spec)
     chat = info.get("chat_template") if isinstance(info.get("chat_template"), bool) else None
     return _Base(merged, tokenizer, base.is_seq2seq, chat)

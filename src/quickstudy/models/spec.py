@@ -23,8 +23,8 @@ class ModelSpec(BaseModel):
 
     `tokenizer` None means the model's own; for tiny models it may be `byte`
     (ByT5's byte tokenizer, the default) or the folder of a saved tokenizer.
-    `init_seed` and `tiny_config` only matter for tiny models, whose weights
-    are built from a seeded config instead of loaded. `chat_template`: whether
+    `init_seed` seeds a tiny model's weights (built from `tiny_config` instead of
+    loaded) and fresh LoRA adapters. `chat_template`: whether
     prompts go through the tokenizer's chat template (prompts.chat); `auto` turns
     it on for a decoder-only model whose tokenizer has one.
     """

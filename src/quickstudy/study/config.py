@@ -29,6 +29,7 @@ from pydantic import (
 )
 
 from quickstudy.errors import ConfigError
+from quickstudy.models.spec import LoraSpec
 from quickstudy.study.layout import SETTINGS
 from quickstudy.train.config import NoBoolsAsNumbers
 
@@ -73,10 +74,12 @@ class PrefinetuneBuild(_Strict):
     per_task: PositiveInt = 100
     seed: int = 1
     training: dict[str, Any] = {}
+    lora: LoraSpec | None = None  # pre-finetune a LoRA adapter (default: the `from` role's lora)
 
 
 class PrefinetunedRole(_Strict):
     prefinetune: PrefinetuneBuild
+    lora: LoraSpec | None = None  # fine-tunes from this role train a LoRA adapter
 
 
 class GenerationConfig(_Strict):
@@ -95,6 +98,7 @@ class Arm(_Strict):
     sizes: list[str] = []
     training: dict[str, Any] = {}
     generation: dict[str, Any] = {}
+    lora: LoraSpec | None = None  # fine-tune a LoRA adapter (default: the start role's lora)
 
     @field_validator("sizes", mode="before")
     @classmethod
@@ -155,8 +159,9 @@ class StudyConfig(_Strict):
     training: dict[str, Any] = {}
     generation: GenerationConfig = GenerationConfig()
     executor: ExecutorConfig = ExecutorConfig()
-    keep_checkpoints: bool = False
-    tracking: Literal["none", "mlflow"] = "none"
+    # Keep fine-tuned models (LoRA runs keep their adapter); `merged` also writes a LoRA run's merged weights.
+    keep_checkpoints: bool | Literal["merged"] = False
+    tracking: Literal["none", "mlflow", "wandb", "tensorboard"] = "none"
     tracking_uri: str | None = None
     # A task with no train instance left after test/validation: skip drops it from every arm
     # (STL, MTL and evaluation), keep plans it anyway (its STL runs then fail).

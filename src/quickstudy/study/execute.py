@@ -24,6 +24,7 @@ from quickstudy.errors import QuickstudyError, StudyError
 from quickstudy.files import write_json_atomic
 from quickstudy.study.layout import (
     LOG_FILE,
+    MERGED_MODEL_DIR,
     SPEC_FILE,
     STATUS_FILE,
     TOKEN_CACHE_DIR,
@@ -204,21 +205,27 @@ def evaluate_run(spec: RunSpec, study_dir: Path) -> dict[str, Any]:
 
 
 def load_start_model(spec: RunSpec, study_dir: Path, device: str | None = None) -> Any:
-    """The run's start model: a model spec, or the model an upstream run trained."""
+    """The run's start model: a model spec, or the model an upstream run trained (a LoRA
+    adapter is loaded onto its base and merged); with fresh LoRA adapters when the run trains them."""
     from quickstudy.models.loading import BaseModelCache, load_model
     from quickstudy.models.spec import ModelSpec
 
     model = spec.model
+    lora = {"lora": spec.adapter} if spec.adapter is not None else {}
     if "spec" in model:
-        return load_model(ModelSpec.model_validate(model["spec"]), device=device)
+        return load_model(ModelSpec.model_validate({**model["spec"], **lora}), device=device)
     path = checkpoint_dir(study_dir, model["run"])
     if not path.is_dir():
         raise StudyError(f"{path}: the model of run {model['run']} is missing; re-run the study to rebuild it")
     if model["run"].startswith(
         RunKind.FINETUNE.id_prefix + "-"
     ):  # read once: keep it out of the cache, where the base model stays
-        return load_model(ModelSpec(name_or_path=str(path)), device=device, cache=BaseModelCache(max_entries=0))
-    return load_model(ModelSpec(name_or_path=str(path)), device=device)
+        return load_model(
+            ModelSpec.model_validate({"name_or_path": str(path), **lora}),
+            device=device,
+            cache=BaseModelCache(max_entries=0),
+        )
+    return load_model(ModelSpec.model_validate({"name_or_path": str(path), **lora}), device=device)
 
 
 def checked_tasks(spec: RunSpec) -> list[Any]:
@@ -241,6 +248,19 @@ def checked_tasks(spec: RunSpec) -> list[Any]:
         excluded = frozenset(spec.excluded_instances.get(name, ()))
         tasks.append(replace(task, instances=without_excluded(task.instances, excluded)) if excluded else task)
     return tasks
+
+
+def write_merged_model(study_dir: Path, run_id: str) -> Path:
+    """A LoRA run's adapter merged into its base and saved as a plain model beside it
+    (`keep_checkpoints: merged`); nothing else in a study writes merged weights."""
+    from quickstudy.models.loading import BaseModelCache, load_model, save_model
+    from quickstudy.models.spec import ModelSpec
+
+    target = run_dir(study_dir, run_id) / TRAIN_DIR / MERGED_MODEL_DIR
+    if not target.is_dir():
+        spec = ModelSpec(name_or_path=str(checkpoint_dir(study_dir, run_id)))
+        save_model(load_model(spec, cache=BaseModelCache(max_entries=0)), target)
+    return target
 
 
 def remove_checkpoint(study_dir: Path, run_id: str) -> None:

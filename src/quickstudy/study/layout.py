@@ -8,7 +8,9 @@ the report read.
     <study_dir>/runs/<run_id>/status.json  {state: done|failed, error, started, finished, ...}, written last
     <study_dir>/runs/<run_id>/log.txt      start, end and any traceback
     <study_dir>/runs/<run_id>/progress.json  while running: phase, step/total, last loss (study.progress)
-    <study_dir>/runs/<run_id>/train/       training runs: train_model's folder (model/, checkpoints/, logs)
+    <study_dir>/runs/<run_id>/train/       training runs: train_model's folder (model/, checkpoints/, logs;
+                                           a LoRA run's model/ holds its adapter, model-merged/ its merged
+                                           weights with `keep_checkpoints: merged`)
     <study_dir>/runs/<run_id>/predictions.jsonl, metrics.json   evaluate runs (evaluate.evaluate_model)
     <study_dir>/cache/tokens/              the token cache shared by the training runs
 
@@ -39,6 +41,7 @@ STATUS_FILE = "status.json"
 LOG_FILE = "log.txt"
 PROGRESS_FILE = "progress.json"
 TRAIN_DIR = "train"
+MERGED_MODEL_DIR = "model-merged"  # in TRAIN_DIR: a LoRA run's merged weights, with `keep_checkpoints: merged`
 TOKEN_CACHE_DIR = "cache/tokens"
 LOCK_FILE = ".lock"
 
@@ -159,9 +162,10 @@ class RunSpec(BaseModel):
     start_role: str | None = None
     start_is_prefinetuned: bool = False
     instructions: bool | None = None
-    lora: bool = False
+    lora: bool = False  # the run trains (or evaluates a model trained as) a LoRA adapter
     # what determines the result
     model: dict[str, Any] = {}
+    adapter: dict[str, Any] | None = None  # training runs: the LoRA settings (LoraSpec) they train with
     tasks: tuple[str, ...] = ()
     task_files: dict[str, str | None] = {}
     collection: str | None = None

@@ -32,7 +32,7 @@ from quickstudy.data.leaks import LeakAudit
 from quickstudy.data.splits import SplitConfig
 from quickstudy.data.validate import Problem, raise_problems, task_problems
 from quickstudy.errors import ConfigError
-from quickstudy.models.spec import ModelSpec
+from quickstudy.models.spec import LoraSpec, ModelSpec
 from quickstudy.study.config import Arm, PrefinetunedRole, StudyConfig, model_role
 from quickstudy.study.layout import ZERO_SHOT_SIZE, RunKind, RunSpec, setting_named
 
@@ -111,7 +111,7 @@ def plan_study(config: StudyConfig) -> StudyPlan:
                 runs.append(run)
                 start_models[role] = {"run": run.id}
         else:
-            start_models[role] = {"spec": ModelSpec.model_validate(built).model_dump(mode="json")}
+            start_models[role] = {"spec": spec_identity(ModelSpec.model_validate(built))}
     for arm in config.arms:
         start = start_models[arm.start]
         setting = setting_named(arm.setting)
@@ -211,16 +211,39 @@ def excluded_identity(excluded: dict[str, frozenset[str]], tasks: list[str]) -> 
     return {"excluded_instances": chosen} if chosen else {}
 
 
-def start_meaning(config: StudyConfig, role: str) -> dict[str, Any]:
-    """What the report needs to know about a run's start model role, written into its spec."""
-    built = model_role(config, role)
-    prefinetuned = isinstance(built, PrefinetunedRole)
-    spec = config.models[built.prefinetune.from_role] if prefinetuned else built
+def start_meaning(config: StudyConfig, role: str, adapter: LoraSpec | None) -> dict[str, Any]:
+    """What the report needs to know about a run's start model role and whether its model is
+    (or is being) trained as a LoRA adapter, written into its spec."""
     return {
         "start_role": role,
-        "start_is_prefinetuned": prefinetuned,
-        "lora": ModelSpec.model_validate(spec).lora is not None,
+        "start_is_prefinetuned": isinstance(model_role(config, role), PrefinetunedRole),
+        "lora": adapter is not None,
     }
+
+
+def spec_identity(spec: ModelSpec) -> dict[str, Any]:
+    """A start model spec as run ids hash it: without its LoRA settings (a training run's
+    `adapter` says how it trains) and without `chat_template` when it is the default."""
+    return spec.base().model_dump(mode="json", exclude={"chat_template"} if spec.chat_template == "auto" else None)
+
+
+def role_lora(config: StudyConfig, role: str) -> LoraSpec | None:
+    """The LoRA adapter runs that train from `role` use, unless they say otherwise."""
+    built = model_role(config, role)
+    return built.lora if isinstance(built, PrefinetunedRole) else ModelSpec.model_validate(built).lora
+
+
+def arm_adapter(config: StudyConfig, arm: Arm) -> LoraSpec | None:
+    """The LoRA adapter an arm's fine-tunes train: the arm's own, else its start role's (None:
+    all weights, or an arm that trains nothing)."""
+    if not setting_named(arm.setting).trains:
+        return None
+    return arm.lora or role_lora(config, arm.start)
+
+
+def adapter_identity(adapter: LoraSpec | None) -> dict[str, Any]:
+    """The identity field of a LoRA training run (absent for full fine-tuning, whose ids stay as they were)."""
+    return {"adapter": adapter.model_dump(mode="json")} if adapter is not None else {}
 
 
 def arm_task(arm: Arm, tasks: list[str]) -> str | None:
@@ -271,9 +294,11 @@ def prefinetune_run(
         config.training, build.training, seed=build.seed, where=f"models.{role}.prefinetune.training"
     )
     encoding = checked_encoding(build.encoding, f"models.{role}.prefinetune.encoding")
+    adapter = build.lora or role_lora(config, build.from_role)
     identity = {
         "kind": RunKind.PREFINETUNE.value,
-        "model": {"spec": ModelSpec.model_validate(config.models[build.from_role]).model_dump(mode="json")},
+        "model": {"spec": spec_identity(ModelSpec.model_validate(config.models[build.from_role]))},
+        **adapter_identity(adapter),
         "task_files": task_fingerprints(config, seen),
         "per_task": build.per_task,
         "seed": build.seed,
@@ -287,7 +312,7 @@ def prefinetune_run(
         training=training.model_dump(mode="json"),
         size=str(build.per_task),
         role=role,
-        **start_meaning(config, build.from_role),
+        **start_meaning(config, build.from_role, adapter),
         instructions=encoding.has_instructions,
         encoding=encoding.name,
         tasks=tuple(seen),
@@ -312,6 +337,7 @@ def finetune_run(
         "arm": arm.name,
         "setting": arm.setting,
         "model": start,
+        **adapter_identity(arm_adapter(config, arm)),
         "task_files": task_fingerprints(config, tasks),
         "splits": config.splits.model_dump(),
         "size": size,
@@ -325,7 +351,7 @@ def finetune_run(
         identity,
         training=training.model_dump(mode="json"),
         task=arm_task(arm, tasks),
-        **start_meaning(config, arm.start),
+        **start_meaning(config, arm.start, arm_adapter(config, arm)),
         instructions=encoding.has_instructions,
         encoding=encoding.name,
         tasks=tuple(tasks),
@@ -363,7 +389,7 @@ def evaluate_run(
         task=arm_task(arm, tasks),
         size=size,
         seed=seed,
-        **start_meaning(config, arm.start),
+        **start_meaning(config, arm.start, arm_adapter(config, arm)),
         instructions=encoding.has_instructions,
         encoding=encoding.name,
         tasks=tuple(tasks),

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from quickstudy.files import write_json_atomic, write_text_atomic
 from quickstudy.study.config import StudyConfig, resolved_config_yaml
-from quickstudy.study.execute import RunOutcome, checkpoint_dir, remove_checkpoint
+from quickstudy.study.execute import RunOutcome, checkpoint_dir, remove_checkpoint, write_merged_model
 from quickstudy.study.executors import Executor, make_executor
 from quickstudy.study.layout import CONFIG_FILE, PLAN_FILE, RunKind, RunState
 from quickstudy.study.lock import study_lock
@@ -176,9 +176,12 @@ def finished(
     config: StudyConfig,
     tracker: Tracker,
 ) -> None:
-    """After a run is done: log it, and delete fine-tuned models no run needs any more."""
+    """After a run is done: log it, write a LoRA run's merged weights when asked
+    (`keep_checkpoints: merged`), and delete fine-tuned models no run needs any more."""
     run = plan.by_id()[outcome.run_id]
     tracker.log_run(run, study_dir)
+    if config.keep_checkpoints == "merged" and run.adapter is not None:
+        write_merged_model(study_dir, run.id)
     if not config.keep_checkpoints:
         remove_used_checkpoints(plan, study_dir, states, only=set(run.depends_on))
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
@@ -22,7 +22,8 @@ class NoBoolsAsNumbers(BaseModel):
     @field_validator("*", mode="before")
     @classmethod
     def _no_bools_as_numbers(cls, value: Any, info: ValidationInfo) -> Any:
-        if isinstance(value, bool) and info.field_name and cls.model_fields[info.field_name].annotation is not bool:
+        annotation = cls.model_fields[info.field_name].annotation if info.field_name else bool
+        if isinstance(value, bool) and annotation is not bool and bool not in get_args(annotation):
             raise ValueError("a boolean (true/false) is not a valid value here")
         return value
 
