@@ -250,6 +250,7 @@ def test_cli_writes_the_report(tmp_path):
     assert done.returncode == 0, done.stderr
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
         "figures",
+        "forecast.json",
         "report.html",
         "report.md",
         "results.csv",

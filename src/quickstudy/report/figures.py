@@ -248,7 +248,9 @@ def _category_bars(analysis: Analysis, setting: str, path: Path) -> Figure | Non
             error_kw={"lw": 0.8},
             label=f"{key.arm} @ {key.size} ({analysis.sizes[key.size].x:,.0f}/task)",
         )
-    ax.set_xticks(range(len(categories)), [c.replace(" ", "\n", 1) for c in categories], fontsize=8)
+    counts = {c: analysis.category_tasks.get(c, 0) for c in categories}
+    ticks = [f"{c.replace(' ', chr(10), 1)}\n({n} task{'' if n == 1 else 's'})" for c, n in counts.items()]
+    ax.set_xticks(range(len(categories)), ticks, fontsize=8)
     ax.set_ylabel(ROUGE_LABEL)
     ax.set_xlabel("task category")
     ax.set_title(f"{SETTING_TITLES[setting]}: category scores by training size")
