@@ -161,3 +161,21 @@ def test_temp_folders_of_killed_writers_are_cleaned_at_the_next_start(tmp_path: 
     loaded = load_model(ModelSpec(name_or_path="tiny-t5"), cache=BaseModelCache(max_entries=0))
     save_model(loaded, tmp_path / "model")
     assert not stale_model.exists() and (tmp_path / "model" / "model.safetensors").is_file()
+
+
+def test_a_nan_score_reaches_summary_json_as_null_with_a_warning(tmp_path: Path, study: Path) -> None:
+    copy = tmp_path / "study"
+    shutil.copytree(study, copy)
+    path = next((copy / "runs").glob("*/predictions.jsonl"))
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    lines[0]["scores"] = {"exact_match": float("nan"), "rouge1": float("nan"), "rougeL": float("nan")}
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))  # json.dumps writes NaN
+    result = subprocess.run([QUICKSTUDY, "report", str(copy), "--bootstrap", "50"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    text = (copy / "report" / "summary.json").read_text()
+
+    def refuse(token: str) -> None:
+        raise AssertionError(f"summary.json holds {token}")
+
+    json.loads(text, parse_constant=refuse)
+    assert "non-finite number(s) written as null" in result.stderr

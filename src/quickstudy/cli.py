@@ -583,6 +583,9 @@ def study_run(
     out: Path | None = typer.Option(None, "--out", help="Study directory [default: studies/<name>]."),
     executor: str | None = typer.Option(None, "--executor", help="local or ray [default: the config's executor.kind]."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Run failed runs again."),
+    repair: bool = typer.Option(
+        True, "--repair/--no-repair", help="Re-run done runs whose files do not check out (study verify)."
+    ),
     overrides: list[str] = typer.Option([], "--set", help=_SET_HELP),
     log_every: float = typer.Option(60, "--log-every", min=1, help=_LOG_EVERY_HELP),
 ) -> None:
@@ -597,7 +600,9 @@ def study_run(
     study = load_study_config(config_file(config), overrides)
     study_dir = out or Path("studies") / study.name
     with _resumable(study_dir), study_progress(console, study_dir, log_every) as progress:
-        result = run_study(study, study_dir, retry_failed=retry_failed, progress=progress)
+        result = run_study(study, study_dir, retry_failed=retry_failed, progress=progress, repair=repair)
+    for damage in result.repaired:
+        console.print(f"repaired (run again): {damage}", markup=False, highlight=False, soft_wrap=True)
     console.print(
         f"{study_dir}: {result.already_done + len(result.done)}/{result.planned} runs done "
         f"({len(result.done)} now), {len(result.failed)} failed, {len(result.blocked)} waiting on failed runs"
@@ -610,6 +615,31 @@ def study_run(
         raise StudyError(
             f"{study_dir}: {len(result.failed)} runs failed; see `quickstudy study status {study_dir}`, re-run with --retry-failed"
         )
+
+
+@study_app.command("verify")
+def study_verify_command(
+    study_dir: Path = typer.Argument(..., help="Study directory (the --out of `study run`)."),
+    repair: bool = typer.Option(False, "--repair", help="Reset damaged runs and their dependents to pending."),
+) -> None:
+    """Check every done run's files (spec, predictions, recomputed scores, metrics, model weights)."""
+    from quickstudy.errors import StudyError
+    from quickstudy.study.layout import PLAN_FILE
+    from quickstudy.study.verify import damaged_runs, planned_runs, reset_runs
+
+    plan = planned_runs(study_dir)
+    if plan is None:
+        raise StudyError(f"{study_dir}: not a study directory (no {PLAN_FILE}; `study run` writes it)")
+    damaged = damaged_runs(study_dir)
+    for damage in damaged:
+        console.print(f"damaged {damage.run_id}: {damage}", markup=False, highlight=False, soft_wrap=True)
+    if damaged and repair:
+        reset = reset_runs(study_dir, damaged, {run.id: run.depends_on for run in plan})
+        console.print(f"{study_dir}: {len(reset)} run(s) reset to pending; `study run` runs them again")
+    elif damaged:
+        raise StudyError(f"{study_dir}: {len(damaged)} damaged run(s); `quickstudy study verify --repair` resets them")
+    else:
+        console.print(f"{study_dir}: every done run checks out", markup=False, highlight=False)
 
 
 @study_app.command("status")

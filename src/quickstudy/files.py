@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import glob
 import json
+import logging
+import math
 import os
 import shutil
 import tempfile
@@ -43,9 +45,30 @@ def write_text_atomic(path: str | Path, text: str) -> None:
             raise
 
 
+def json_text(payload: Any, where: str | Path, indent: int | None = 1) -> str:
+    """`payload` as strict JSON: a NaN or infinite number (a diverged loss, a tampered
+    score) becomes null, with a warning naming the file, never the invalid token `NaN`."""
+    found: list[float] = []
+
+    def finite(value: Any) -> Any:
+        if isinstance(value, float) and not math.isfinite(value):
+            found.append(value)
+            return None
+        if isinstance(value, dict):
+            return {key: finite(item) for key, item in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [finite(item) for item in value]
+        return value
+
+    payload = finite(payload)
+    if found:
+        logging.getLogger(__name__).warning("%s: %d non-finite number(s) written as null", where, len(found))
+    return json.dumps(payload, indent=indent, ensure_ascii=False, allow_nan=False) + "\n"
+
+
 def write_json_atomic(path: str | Path, payload: Any, indent: int = 1) -> None:
-    """Replace `path` with `payload` as JSON, atomically."""
-    write_text_atomic(path, json.dumps(payload, indent=indent, ensure_ascii=False) + "\n")
+    """Replace `path` with `payload` as JSON (non-finite numbers as null), atomically."""
+    write_text_atomic(path, json_text(payload, path, indent))
 
 
 def replace_directory(source: Path, target: Path) -> None:

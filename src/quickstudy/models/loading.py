@@ -104,6 +104,23 @@ def load_model(
     return LoadedModel(model=model, tokenizer=base.tokenizer, is_seq2seq=base.is_seq2seq, spec=spec, chat_template=chat)
 
 
+def weights_problem(directory: str | Path) -> str | None:
+    """Why the saved model in `directory` cannot be loaded (no weights, a torn or truncated
+    safetensors file), or None. Reads the files' headers only."""
+    from safetensors import SafetensorError, safe_open
+
+    files = sorted(Path(directory).glob("*.safetensors"))
+    if not files:
+        return "no model weights (*.safetensors)"
+    for path in files:
+        try:
+            with safe_open(str(path), framework="pt"):
+                pass
+        except (OSError, SafetensorError) as error:
+            return f"{path.name} is torn or truncated ({error})"
+    return None
+
+
 def save_model(loaded: LoadedModel, directory: str | Path) -> Path:
     """Write the model (safetensors) and tokenizer to `directory`, atomically.
     A LoRA model writes only its adapter plus the spec of its base."""

@@ -21,7 +21,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from quickstudy.errors import StudyError
-from quickstudy.files import remove_stale_temps, writing
+from quickstudy.files import json_text, remove_stale_temps, writing
 from quickstudy.report.analysis import Analysis, analyse
 from quickstudy.report.document import to_html, to_markdown
 from quickstudy.report.figures import write_figures
@@ -88,7 +88,7 @@ def build_report(
             to_html(blocks, f"quickstudy report: {study_name(analysis)}"), encoding="utf-8"
         )
         (staging / "results.csv").write_text(results_csv(analysis), encoding="utf-8")
-        (staging / "summary.json").write_text(json.dumps(summary(analysis, reading), indent=1), encoding="utf-8")
+        (staging / "summary.json").write_text(json_text(summary(analysis, reading), out_dir / "summary.json"), "utf-8")
         (staging / FORECAST_FILE).write_text(json.dumps(forecast.to_json(), indent=1), encoding="utf-8")
         (out_dir / "figures").mkdir(exist_ok=True)
         for figure in figures:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +110,7 @@ def collect_study(study_dir: Path) -> StudyResults:
     config = _read_config(study_dir / CONFIG_FILE)
     runs = [_read_run(d) for d in sorted(runs_dir.iterdir()) if d.is_dir()] if runs_dir.is_dir() else []
     runs = _planned_runs(study_dir / PLAN_FILE, [run for run in runs if run is not None])
+    runs = [_verified(study_dir, run) for run in runs]
     scored = [
         _read_scores(run, runs_dir / run.run_id / PREDICTIONS_FILE)
         for run in runs
@@ -129,6 +130,19 @@ def collect_study(study_dir: Path) -> StudyResults:
         train_instances=_train_instances(runs),
         leakage=_plan_leakage(study_dir / PLAN_FILE),
     )
+
+
+def _verified(study_dir: Path, run: RunRecord) -> RunRecord:
+    """A done evaluate run whose files do not check out (study/verify.py) is not believed:
+    it counts as failed, its error saying why, and its scores stay out of every cell."""
+    from quickstudy.study.verify import run_damage
+
+    if run.kind != RunKind.EVALUATE or run.state != RunState.DONE:
+        return run
+    damage = run_damage(study_dir, run.run_id)
+    if damage is None:
+        return run
+    return replace(run, state=RunState.FAILED, error=f"unverified: {damage} (`quickstudy study verify --repair`)")
 
 
 def _read_json(path: Path) -> Any:

@@ -24,6 +24,7 @@ from quickstudy.study.lock import study_lock
 from quickstudy.study.plan import StudyPlan, plan_study
 from quickstudy.study.status import run_state
 from quickstudy.study.tracking import Tracker, make_tracker
+from quickstudy.study.verify import repair_study
 
 
 @dataclass
@@ -35,6 +36,7 @@ class StudyResult:
     done: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)  # run id -> error
     blocked: list[str] = field(default_factory=list)  # not run: a run they depend on failed
+    repaired: list[str] = field(default_factory=list)  # damaged done runs reset to pending: "<file>: <why>"
 
     @property
     def complete(self) -> bool:
@@ -54,6 +56,7 @@ def run_study(
     study_dir: Path,
     retry_failed: bool = False,
     progress: Progress | None = None,
+    repair: bool = True,
 ) -> StudyResult:
     """Run every run of the study that is not done; refuse if another runner holds the study."""
     progress = progress or Progress()
@@ -61,12 +64,15 @@ def run_study(
     with study_lock(study_dir):
         write_text_atomic(study_dir / CONFIG_FILE, resolved_config_yaml(config))
         write_json_atomic(study_dir / PLAN_FILE, plan.to_json())
+        repaired = repair_study(study_dir, plan.runs) if repair else []  # done runs whose files do not check out
         states = {run.id: run_state(study_dir, run.id)[0] for run in plan.runs}
         if not config.keep_checkpoints:
             remove_used_checkpoints(plan, study_dir, states)
         todo = runs_to_do(plan, study_dir, states, retry_failed)
         result = StudyResult(
-            planned=len(plan.runs), already_done=sum(state == RunState.DONE for state in states.values())
+            planned=len(plan.runs),
+            already_done=sum(state == RunState.DONE for state in states.values()),
+            repaired=[str(damage) for damage in repaired],
         )
         for run in plan.runs:
             if run.id not in todo and states[run.id] == RunState.FAILED:

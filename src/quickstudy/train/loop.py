@@ -31,7 +31,7 @@ from transformers.optimization import Adafactor
 
 from quickstudy.errors import ConfigError, ModelError
 from quickstudy.files import replace_directory, write_json_atomic, write_text_atomic
-from quickstudy.models.loading import LoadedModel, save_model
+from quickstudy.models.loading import LoadedModel, save_model, weights_problem
 from quickstudy.models.spec import ModelSpec
 from quickstudy.train.batching import collate, example_length, length_grouped_batches, real_token_count, shard_batches
 from quickstudy.train.config import TrainConfig
@@ -290,26 +290,18 @@ def checkpoint_problem(checkpoint: Path) -> str | None:
     headers and zip directories only, so it is cheap next to loading the states."""
     import zipfile
 
-    from safetensors import SafetensorError, safe_open
-
     try:
         state = json.loads((checkpoint / STATE_FILE).read_text(encoding="utf-8"))
         if not isinstance(state, dict) or not all(key in state for key in ("step", "micro_batches", "fingerprint")):
             return f"{STATE_FILE} lacks step, micro_batches or fingerprint"
     except (OSError, ValueError) as error:
         return f"{STATE_FILE}: {error}"
-    files = [path for path in checkpoint.rglob("*") if path.is_file() and path.name != STATE_FILE]
-    if not any(path.suffix == ".safetensors" for path in files):
-        return "no model weights"
-    for path in files:
-        try:
-            if path.suffix == ".safetensors":
-                with safe_open(str(path), framework="pt"):
-                    pass
-            elif path.suffix in (".bin", ".pt", ".pkl") and not zipfile.is_zipfile(path):
-                return f"{path.name} is not a complete torch file"
-        except (OSError, SafetensorError) as error:
-            return f"{path.name}: {error}"
+    problem = weights_problem(checkpoint)
+    if problem is not None:
+        return problem
+    for path in checkpoint.rglob("*"):
+        if path.suffix in (".bin", ".pt", ".pkl") and path.is_file() and not zipfile.is_zipfile(path):
+            return f"{path.name} is not a complete torch file"
     return None
 
 
