@@ -23,6 +23,7 @@ from quickstudy.data.collection import Collection
 from quickstudy.errors import QuickstudyError, StudyError
 from quickstudy.files import write_json_atomic
 from quickstudy.study.layout import (
+    LEASE_FILE,
     LOG_FILE,
     MERGED_MODEL_DIR,
     SPEC_FILE,
@@ -53,6 +54,22 @@ def checkpoint_dir(study_dir: Path, run_id: str) -> Path:
 
 
 def execute_run(spec: RunSpec, study_dir: Path, reraise_unexpected: bool = False) -> RunOutcome:
+    """Run one planned run under its lease (study.lease): a run another live process holds
+    is left alone, reported as not run and not recorded."""
+    from quickstudy.study.lease import describe, lease_holder, take_lease
+
+    folder = run_dir(study_dir, spec.id)
+    folder.mkdir(parents=True, exist_ok=True)
+    lease = take_lease(folder)
+    if lease is None:
+        holder = describe(lease_holder(folder / LEASE_FILE))
+        message = f"{folder / LEASE_FILE}: {holder} is running this run; not run twice (run the study again later)"
+        return RunOutcome(spec.id, RunState.FAILED, message)
+    with lease:
+        return leased_execute_run(spec, study_dir, reraise_unexpected)
+
+
+def leased_execute_run(spec: RunSpec, study_dir: Path, reraise_unexpected: bool = False) -> RunOutcome:
     """Run one planned run and record how it ended in its status.json.
 
     A QuickstudyError (bad data, bad config) is recorded as the failure; any other

@@ -8,6 +8,7 @@ ran.
 
 from __future__ import annotations
 
+import os
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from multiprocessing import get_context
@@ -18,6 +19,7 @@ from quickstudy.errors import ConfigError
 from quickstudy.study.config import ExecutorConfig
 from quickstudy.study.execute import RunOutcome, execute_run, one_line_error, write_status
 from quickstudy.study.layout import RunSpec, RunState, run_dir
+from quickstudy.study.lease import die_with_parent
 from quickstudy.study.status import run_state
 
 
@@ -72,8 +74,8 @@ class ProcessExecutor:
         self._pool = ProcessPoolExecutor(
             max_workers=config.workers,
             mp_context=get_context("spawn"),
-            initializer=_limit_threads,
-            initargs=(max(1, int(config.num_cpus)),),
+            initializer=_start_worker,
+            initargs=(max(1, int(config.num_cpus)), os.getpid()),
         )
         self._futures: dict[Future[RunOutcome], str] = {}
 
@@ -96,11 +98,13 @@ class ProcessExecutor:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _limit_threads(num_cpus: int) -> None:
-    """Give each worker process its share of the CPUs (`executor.num_cpus`), so N workers
-    do not each start one thread per core and slow each other down."""
+def _start_worker(num_cpus: int, runner: int) -> None:
+    """A worker dies with its runner (no orphan keeps training after a `kill -9`), and gets
+    its share of the CPUs (`executor.num_cpus`), so N workers do not each start one thread
+    per core and slow each other down."""
     import torch
 
+    die_with_parent(runner)
     torch.set_num_threads(num_cpus)
 
 

@@ -44,6 +44,7 @@ TRAIN_DIR = "train"
 MERGED_MODEL_DIR = "model-merged"  # in TRAIN_DIR: a LoRA run's merged weights, with `keep_checkpoints: merged`
 TOKEN_CACHE_DIR = "cache/tokens"
 LOCK_FILE = ".lock"
+LEASE_FILE = "lease.json"  # runs/<id>/: the process executing the run (study.lease)
 
 
 class RunKind(StrEnum):
