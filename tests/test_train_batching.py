@@ -7,11 +7,12 @@ import sys
 import pytest
 import torch
 
+from quickstudy.config_files import parse_override, set_dotted
 from quickstudy.errors import ConfigError
 from quickstudy.prompts.features import EncodedExample
 from quickstudy.train.batching import collate, length_grouped_batches, real_token_count, shard_batches
 from quickstudy.train.config import TrainConfig
-from quickstudy.train.stages import apply_override, load_train_run_config
+from quickstudy.train.stages import load_train_run_config
 
 
 def test_batches_cover_every_example_once_and_depend_only_on_seed_and_epoch():
@@ -58,18 +59,33 @@ def test_precision_is_never_fp16_and_fp32_on_cpu():
 
 
 def test_overrides_parse_values_and_bad_keys_name_the_key(tmp_path):
-    raw = {"train": {"max_steps": 1}}
-    apply_override(raw, "train.max_steps=20")
-    apply_override(raw, "model.lora.target_modules=[q, k]")
-    assert raw == {"train": {"max_steps": 20}, "model": {"lora": {"target_modules": ["q", "k"]}}}
+    raw = {"training": {"max_steps": 1}}
+    set_dotted(raw, *parse_override("training.max_steps=20"))
+    set_dotted(raw, *parse_override("model.lora.target_modules=[q, k]"))
+    assert raw == {"training": {"max_steps": 20}, "model": {"lora": {"target_modules": ["q", "k"]}}}
     with pytest.raises(ConfigError, match="dotted.key=value"):
-        apply_override(raw, "train.learning_rate")
+        parse_override("training.learning_rate")
     config = tmp_path / "c.yaml"
-    config.write_text("stage: finetune\nmodel: {name_or_path: tiny-t5}\ndata: {collection: x}\noutput_dir: out\n")
-    loaded = load_train_run_config(config, ["train.max_steps=3", "train.learning_rate=1e-4", "model.lora.r=4"])
-    assert (loaded.train.max_steps, loaded.train.learning_rate, loaded.model.lora.r) == (3, 1e-4, 4)
-    with pytest.raises(ConfigError, match=r"c.yaml: train.optimizer"):
-        load_train_run_config(config, ["train.optimizer=sgd"])
+    config.write_text(
+        "stage: finetune\nmodel: {name_or_path: tiny-t5}\ndata: {collection: x, size: 40}\noutput_dir: out\n"
+    )
+    loaded = load_train_run_config(config, ["training.max_steps=3", "training.learning_rate=1e-4", "model.lora.r=4"])
+    assert (loaded.training.max_steps, loaded.training.learning_rate, loaded.model.lora.r) == (3, 1e-4, 4)
+    assert loaded.data.size == "40"  # a YAML int, as in study configs
+    # paths written in the file are relative to its folder, as in study configs
+    assert (loaded.data.collection, loaded.output_dir) == (str(tmp_path / "x"), str(tmp_path / "out"))
+    with pytest.raises(ConfigError, match=r"c.yaml: training.optimizer"):
+        load_train_run_config(config, ["training.optimizer=sgd"])
+
+
+def test_the_older_train_key_is_read_as_training_with_a_warning(tmp_path, caplog):
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "stage: finetune\nmodel: {name_or_path: tiny-t5}\ndata: {collection: x}\noutput_dir: out\ntrain: {max_steps: 5, seed: 3}\n"
+    )
+    loaded = load_train_run_config(config, ["train.max_steps=7"])
+    assert (loaded.training.max_steps, loaded.training.seed) == (7, 3)
+    assert "'train:' is deprecated; write 'training:'" in caplog.text
 
 
 def test_cli_prints_one_line_naming_the_bad_key(tmp_path, capsys, monkeypatch):
@@ -77,14 +93,15 @@ def test_cli_prints_one_line_naming_the_bad_key(tmp_path, capsys, monkeypatch):
 
     config = tmp_path / "c.yaml"
     config.write_text(
-        "stage: finetune\nmodel: {name_or_path: tiny-t5}\ndata: {collection: x}\noutput_dir: out\ntrain: {lr: 1}\n"
+        "stage: finetune\nmodel: {name_or_path: tiny-t5}\ndata: {collection: x}\noutput_dir: out\ntraining: {lr: 1}\n"
     )
     monkeypatch.setattr(sys, "argv", ["quickstudy", "train", str(config)])
     with pytest.raises(SystemExit) as exited:
         main()
     assert exited.value.code == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "train.lr" in err and "Traceback" not in err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert "c.yaml: training.lr: unknown key 'lr'; valid keys: learning_rate, lr_scheduler," in err
 
 
 def test_real_token_count_matches_the_unpadded_positions_of_a_collated_batch():

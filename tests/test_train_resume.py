@@ -29,7 +29,7 @@ stage: finetune
 model: {{name_or_path: tiny-t5, init_seed: 2}}
 data: {{collection: {sample_dir}, tasks: [{TASK}], size: all}}
 encoding: def_pos2
-train: {{learning_rate: 1.0e-3, max_steps: 30, batch_size: 4, max_source_length: 128, max_target_length: 16,
+training: {{learning_rate: 1.0e-3, max_steps: 30, batch_size: 4, max_source_length: 128, max_target_length: 16,
         checkpoint_every_steps: 5, log_every_steps: 5, seed: 11, progress_bar: false}}
 cache_dir: {tmp_path / "token-cache"}
 output_dir: {tmp_path / "unused"}

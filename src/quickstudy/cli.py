@@ -430,9 +430,11 @@ def predict_command(
 
 @app.command("train")
 def train_command(
-    config: Path = typer.Argument(..., help="YAML: stage, model, data, encoding, train hyper-parameters, output_dir."),
+    config: Path = typer.Argument(
+        ..., help="YAML: stage, model, data, encoding, training, output_dir (paths relative to the file)."
+    ),
     set_values: list[str] = typer.Option(
-        [], "--set", help="Override a config key: --set train.learning_rate=1e-4 (repeatable)."
+        [], "--set", help="Override a config key: --set training.learning_rate=1e-4 (repeatable)."
     ),
 ) -> None:
     """Run one training stage (prefinetune or finetune) from a small YAML config; resumes if interrupted."""

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 from pydantic import ValidationError
 
+from quickstudy.config_files import validation_message
 from quickstudy.errors import StudyError
 from quickstudy.files import json_text, remove_stale_temps, writing
 from quickstudy.report.analysis import Analysis, analyse
@@ -30,7 +31,7 @@ from quickstudy.report.forecast.figures import forecast_figures
 from quickstudy.report.results import METRICS, collect_study
 from quickstudy.report.sections import answer_blocks, report_blocks, study_name
 from quickstudy.report.thesis import ThesisReading, thesis_reading
-from quickstudy.study.config import ReportOptions, validation_message
+from quickstudy.study.config import ReportOptions
 
 CSV_COLUMNS = [
     "run_id",

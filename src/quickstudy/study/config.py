@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import (
+    BaseModel,
     ConfigDict,
     Field,
     NonNegativeInt,
@@ -28,6 +29,7 @@ from pydantic import (
     model_validator,
 )
 
+from quickstudy.config_files import PathKeys, load_config, validated, validation_message
 from quickstudy.errors import ConfigError
 from quickstudy.models.spec import LoraSpec
 from quickstudy.study.layout import SETTINGS
@@ -37,9 +39,6 @@ from quickstudy.train.config import NoBoolsAsNumbers
 ROLE_INSTRUCTION_TUNED = "instruction_tuned"
 ROLE_BASE = "base"
 ROLE_BASE_PREFINETUNED = "base_prefinetuned"
-
-_PATH_KEYS = ("collection", "split_dir")
-_MODEL_PATH_KEYS = ("name_or_path", "tokenizer")
 
 
 class _Strict(NoBoolsAsNumbers):
@@ -211,57 +210,28 @@ def model_role(config: StudyConfig, role: str) -> PrefinetunedRole | dict[str, A
     return raw
 
 
+# Paths written in a study config are relative to its folder; a model's only when written "./..." or "../...".
+STUDY_PATHS = PathKeys(plain=("collection", "split_dir"), explicit=("models.*.name_or_path", "models.*.tokenizer"))
+
+
 def load_study_config(path: str | Path, overrides: list[str] | None = None) -> StudyConfig:
     """The validated config in `path` with `--set` overrides applied."""
-    path = Path(path)
-    raw = read_yaml_mapping(path)
-    for key in _PATH_KEYS:
-        if isinstance(raw.get(key), str):
-            raw[key] = str((path.parent / raw[key]).resolve())
-    models = raw.get("models")
-    for spec in models.values() if isinstance(models, dict) else ():  # a list is refused by validation
-        for key in _MODEL_PATH_KEYS:
-            # Only explicit relative paths: "org/name" is a hub id, not a folder.
-            if isinstance(spec, dict) and isinstance(spec.get(key), str) and spec[key].startswith(("./", "../")):
-                spec[key] = str((path.parent / spec[key]).resolve())
-    for override in overrides or []:
-        key, value = parse_override(override)
-        if key in _PATH_KEYS and isinstance(value, str):
-            value = str(Path(value).resolve())
-        set_dotted(raw, key, value)
-    return validated_config(raw, where=str(path))
-
-
-def read_yaml_mapping(path: Path) -> dict[str, Any]:
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found") from None
-    except IsADirectoryError:
-        raise ConfigError(f"{path}: is a folder, not a config file") from None
-    except UnicodeDecodeError as error:
-        raise ConfigError(f"{path}: not UTF-8 text (byte {error.start})") from None
-    except OSError as error:
-        raise ConfigError(f"{path}: cannot be read ({error.strerror})") from None
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        line = f" line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}:{line} invalid YAML ({getattr(error, 'problem', error)})") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: a study config must be a YAML mapping")
-    return raw
+    return checked_config(load_config(path, overrides or [], StudyConfig, STUDY_PATHS), str(path))
 
 
 def validated_config(raw: dict[str, Any], where: str) -> StudyConfig:
     """A StudyConfig from a raw mapping; the first problem becomes a one-line ConfigError."""
+    return checked_config(validated(StudyConfig, raw, where), where)
+
+
+def checked_config(config: StudyConfig, where: str) -> StudyConfig:
+    """`config` once every model spec and training/generation override in it is valid."""
     try:
-        config = StudyConfig.model_validate(raw)
         check_model_roles(config)
-        return config
-    except ValidationError as error:
-        raise ConfigError(f"{where}: {validation_message(error)}") from None
+        check_overrides(config)
     except ConfigError as error:
         raise ConfigError(f"{where}: {error}") from None
+    return config
 
 
 def check_model_roles(config: StudyConfig) -> None:
@@ -274,68 +244,29 @@ def check_model_roles(config: StudyConfig) -> None:
             try:
                 ModelSpec.model_validate(spec)
             except ValidationError as error:
-                raise ConfigError(f"models.{role}.{validation_message(error)}") from None
+                raise ConfigError(f"models.{role}.{validation_message(error, ModelSpec)}") from None
 
 
-def validation_message(error: ValidationError) -> str:
-    """`dotted.key: message` for the first problem, with a count of the rest."""
-    problems = error.errors()
-    first = problems[0]
-    key = ".".join(str(part) for part in first["loc"])
-    message = first["msg"].removeprefix("Value error, ")
-    if first["type"] == "extra_forbidden":
-        message = "unknown key"
-    text = f"{key}: {message}" if key else message
-    if len(problems) > 1:
-        text += f" (and {len(problems) - 1} more problem{'s' if len(problems) > 2 else ''})"
-    return text
+def check_overrides(config: StudyConfig) -> None:
+    """Validate the study's training settings and every role's and arm's overrides now, so
+    planning only expands runs."""
+    from quickstudy.train.config import TrainConfig
 
-
-def parse_override(text: str) -> tuple[str, Any]:
-    """`dotted.key=value` as (key, value); the value is parsed as a YAML scalar or flow list."""
-    key, sep, value = text.partition("=")
-    key = key.strip()
-    if not sep or not key:
-        raise ConfigError(f"--set {text!r}: expected dotted.key=value")
-    if not value.strip():  # `--set collection=` would mean the current folder
-        raise ConfigError(f"--set {text!r}: no value after '='")
-    try:
-        return key, yaml.safe_load(value)
-    except yaml.YAMLError:
-        raise ConfigError(f"--set {text!r}: value is not valid YAML") from None
-
-
-def set_dotted(raw: dict[str, Any], key: str, value: Any) -> None:
-    """Set `raw[a][b][c] = value` for key `a.b.c`; list items by index or, for arms, by name."""
-    parts = key.split(".")
-    node: Any = raw
-    for depth, part in enumerate(parts):
-        last = depth == len(parts) - 1
-        where = ".".join(parts[: depth + 1])
-        if isinstance(node, list):
-            index = _list_index(node, part, where)
-            if last:
-                node[index] = value
-            else:
-                node = node[index]
-        elif isinstance(node, dict):
-            if last:
-                node[part] = value
-            else:
-                if not isinstance(node.get(part), (dict, list)):
-                    node[part] = {}
-                node = node[part]
-        else:
-            raise ConfigError(f"--set {key}: {'.'.join(parts[:depth])} is not a mapping or list")
-
-
-def _list_index(items: list[Any], part: str, where: str) -> int:
-    if part.isdigit() and int(part) < len(items):
-        return int(part)
-    for index, item in enumerate(items):
-        if isinstance(item, dict) and item.get("name") == part:
-            return index
-    raise ConfigError(f"--set {where}: no list item with index or name {part!r}")
+    checks: list[tuple[str, type[BaseModel], dict[str, Any]]] = [("training", TrainConfig, config.training)]
+    for role in config.models:
+        built = model_role(config, role)
+        if isinstance(built, PrefinetunedRole):
+            training = {**config.training, **built.prefinetune.training}
+            checks.append((f"models.{role}.prefinetune.training", TrainConfig, training))
+    for arm in config.arms:
+        checks.append((f"arms.{arm.name}.training", TrainConfig, {**config.training, **arm.training}))
+        generation = {**config.generation.model_dump(), **arm.generation}
+        checks.append((f"arms.{arm.name}.generation", GenerationConfig, generation))
+    for where, model, values in checks:
+        try:
+            model.model_validate(values)
+        except ValidationError as error:
+            raise ConfigError(f"{where}.{validation_message(error, model)}") from None
 
 
 def resolved_config_yaml(config: StudyConfig) -> str:

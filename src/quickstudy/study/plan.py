@@ -414,7 +414,7 @@ def training_settings(study: dict[str, Any], override: dict[str, Any], seed: int
     """The run's TrainConfig, validated, with defaults filled in."""
     from pydantic import ValidationError
 
-    from quickstudy.study.config import validation_message
+    from quickstudy.config_files import validation_message
     from quickstudy.train.config import TrainConfig
 
     try:
@@ -427,7 +427,8 @@ def training_settings(study: dict[str, Any], override: dict[str, Any], seed: int
 def generation_settings(generation: dict[str, Any], where: str) -> dict[str, Any]:
     from pydantic import ValidationError
 
-    from quickstudy.study.config import GenerationConfig, validation_message
+    from quickstudy.config_files import validation_message
+    from quickstudy.study.config import GenerationConfig
 
     try:
         return GenerationConfig.model_validate(generation).model_dump()

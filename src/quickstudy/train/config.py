@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Literal, get_args
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 # Settings that change how a run is executed or watched, never its weights: a study's run
 # id and a training checkpoint's fingerprint both leave them out (`result_fields`), so a
@@ -64,10 +64,3 @@ class TrainConfig(NoBoolsAsNumbers):
     def result_fields(self) -> dict[str, Any]:
         """The settings that determine the trained weights: what run ids and checkpoint fingerprints hash."""
         return self.model_dump(mode="json", exclude=set(OBSERVATION_ONLY_FIELDS))
-
-
-def first_validation_problem(error: ValidationError, where: str) -> str:
-    """One line naming the first bad key of a pydantic error, e.g. `cfg.yaml: train.lr: extra inputs...`."""
-    problem = error.errors()[0]
-    key = ".".join(str(part) for part in problem["loc"]) or "(top level)"
-    return f"{where}: {key}: {problem['msg']}"

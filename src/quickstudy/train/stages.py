@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from quickstudy.config_files import PathKeys, load_config
 from quickstudy.data.collection import Collection
 from quickstudy.data.records import Instance, Task
 from quickstudy.data.sampling import nested_samples, parse_size, prefinetune_instances, read_manifest, select_instances
@@ -28,7 +28,7 @@ from quickstudy.models.spec import ModelSpec
 from quickstudy.prompts.cache import cached_encoded_examples
 from quickstudy.prompts.encoding import Encoding, resolve_encoding
 from quickstudy.prompts.features import EncodedExample, TextExample, encode_examples, text_examples
-from quickstudy.train.config import TrainConfig, first_validation_problem
+from quickstudy.train.config import TrainConfig
 from quickstudy.train.loop import TrainResult, completed_result, run_fingerprint, train_model
 
 
@@ -203,12 +203,17 @@ class DataSection(BaseModel):
     collection: str
     tasks: list[str] | None = None
     split: str = "default"
-    size: str = "all"
+    size: str = "all"  # 100, "6%", "all"; a YAML int is read as its text
     n_per_task: int = Field(100, gt=0)
     manifest: str | None = None
     n_test: int = Field(100, ge=0)
     n_validation: int = Field(10, ge=0)
     seed: int = 1
+
+    @field_validator("size", mode="before")
+    @classmethod
+    def _size_as_text(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
 class TrainRunConfig(BaseModel):
@@ -220,50 +225,22 @@ class TrainRunConfig(BaseModel):
     model: ModelSpec
     data: DataSection
     encoding: str | dict[str, Any] = "def_pos2"
-    train: TrainConfig = Field(default_factory=TrainConfig)
+    training: TrainConfig = Field(default_factory=TrainConfig)
     output_dir: str
     cache_dir: str | None = None
 
 
+# Paths written in a train config are relative to its folder; a model's only when written "./..." or "../...".
+TRAIN_PATHS = PathKeys(
+    plain=("data.collection", "data.manifest", "output_dir", "cache_dir"),
+    explicit=("model.name_or_path", "model.tokenizer"),
+)
+
+
 def load_train_run_config(path: str | Path, overrides: Sequence[str] = ()) -> TrainRunConfig:
-    """The validated config in `path` with `dotted.key=value` overrides applied."""
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise ConfigError(f"{path}: cannot read ({error.strerror})") from None
-    except UnicodeDecodeError as error:
-        raise ConfigError(f"{path}: not UTF-8 text (byte {error.start})") from None
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: invalid YAML ({str(error).splitlines()[0]})") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: top level must be a mapping of keys")
-    for override in overrides:
-        apply_override(raw, override)
-    try:
-        return TrainRunConfig.model_validate(raw)
-    except ValidationError as error:
-        raise ConfigError(first_validation_problem(error, str(path))) from None
-
-
-def apply_override(raw: dict[str, Any], override: str) -> None:
-    """Set `a.b.c=value` in the nested mapping; the value is parsed as YAML (`1e-4`, `true`, `[q, v]`)."""
-    key, sep, text = override.partition("=")
-    if not sep or not key or any(not part for part in key.split(".")):
-        raise ConfigError(f"--set {override!r}: expected dotted.key=value")
-    if not text.strip():
-        raise ConfigError(f"--set {override!r}: no value after '='")
-    *parents, leaf = key.split(".")
-    node = raw
-    for part in parents:
-        child = node.setdefault(part, {})
-        if not isinstance(child, dict):
-            raise ConfigError(f"--set {override!r}: {part!r} is not a section")
-        node = child
-    try:
-        node[leaf] = yaml.safe_load(text)
-    except yaml.YAMLError:
-        raise ConfigError(f"--set {override!r}: value is not valid YAML") from None
+    """The validated config in `path` with `dotted.key=value` overrides applied (the older
+    key `train:` is read as `training:`, with a warning)."""
+    return load_config(path, overrides, TrainRunConfig, TRAIN_PATHS, renamed={"train": "training"})
 
 
 def run_train_config(run: TrainRunConfig) -> TrainResult:
@@ -278,7 +255,7 @@ def run_train_config(run: TrainRunConfig) -> TrainResult:
             run.data.n_per_task,
             encoding,
             run.model,
-            run.train,
+            run.training,
             run.output_dir,
             run.data.seed,
             run.cache_dir,
@@ -289,4 +266,4 @@ def run_train_config(run: TrainRunConfig) -> TrainResult:
     selections = downstream_selections(
         collection, run.data.tasks, run.data.size, run.data.seed, split_config, run.data.manifest
     )
-    return finetune(run.model, selections, encoding, run.train, run.output_dir, run.data.seed, run.cache_dir)
+    return finetune(run.model, selections, encoding, run.training, run.output_dir, run.data.seed, run.cache_dir)
