@@ -21,16 +21,9 @@ from quickstudy.study.config import load_study_config
 from quickstudy.study.layout import LEASE_FILE, RunKind
 from quickstudy.study.plan import plan_study
 from quickstudy.study.runner import run_study
+from test_study_run import smoke_variant
 
 QUICKSTUDY = str(Path(sys.executable).with_name("quickstudy"))
-
-
-def variant(smoke_config: Path, folder: Path, **changes) -> Path:
-    raw = yaml.safe_load(smoke_config.read_text())
-    raw.update(changes)
-    path = folder / "study.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    return path
 
 
 def gone(process: psutil.Process) -> bool:
@@ -43,7 +36,7 @@ def gone(process: psutil.Process) -> bool:
 def test_kill_9_of_a_two_worker_runner_leaves_no_process_behind(smoke_config: Path, tmp_path: Path) -> None:
     raw = yaml.safe_load(smoke_config.read_text())
     training = {**raw["training"], "max_steps": 100_000}  # the runs are still training when the runner dies
-    config = variant(smoke_config, tmp_path, training=training, executor={**raw["executor"], "workers": 2})
+    config = smoke_variant(smoke_config, tmp_path, training=training, executor={**raw["executor"], "workers": 2})
     study_dir = tmp_path / "study"
     runner = subprocess.Popen(
         [QUICKSTUDY, "study", "run", str(config), "--out", str(study_dir)],
@@ -69,7 +62,7 @@ def test_a_run_held_by_a_live_process_is_not_run_and_a_stale_lease_is_taken_over
     raw = yaml.safe_load(smoke_config.read_text())
     arms = [arm for arm in raw["arms"] if arm["name"] == "zero_shot"]
     arms.append({"name": "stl", "start": "instruction_tuned", "encoding": "def_pos2", "setting": "stl", "sizes": [4]})
-    config = load_study_config(variant(smoke_config, tmp_path, arms=arms))
+    config = load_study_config(smoke_variant(smoke_config, tmp_path, arms=arms))
     study_dir = tmp_path / "study"
     plan = plan_study(config)
     held = next(run for run in plan.runs if run.kind == RunKind.EVALUATE and not run.depends_on)
