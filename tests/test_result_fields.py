@@ -25,8 +25,9 @@ from quickstudy.train.stages import TaskSelection, training_features
 def another_value(name: str, value: object) -> object:
     """A valid value of TrainConfig field `name` other than `value`."""
     annotation = TrainConfig.model_fields[name].annotation
-    if typing.get_origin(annotation) is typing.Literal:
-        return next(choice for choice in typing.get_args(annotation) if choice != value)
+    literals = [arg for arg in (annotation, *typing.get_args(annotation)) if typing.get_origin(arg) is typing.Literal]
+    if literals:  # a Literal, or an optional one
+        return next(choice for choice in typing.get_args(literals[0]) if choice != value)
     if isinstance(value, bool):
         return not value
     if value is None:

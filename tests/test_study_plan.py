@@ -239,3 +239,28 @@ def test_unseen_tasks_narrowed_by_category_and_count(smoke_config: Path) -> None
     assert plan.unseen_tasks == ("task037_story_title", "task066_coref_referent", "task067_coref_other")
     plan = plan_study(load_study_config(smoke_config, [*by_category, "tasks.unseen.max_tasks=1"]))
     assert plan.unseen_tasks == ("task037_story_title",)
+
+
+@pytest.mark.superni
+def test_the_thesis_on_six_processes_with_zero2_plans_the_same_runs_with_new_ids(
+    official: Path, thesis_plan: StudyPlan
+) -> None:
+    launch = ["executor.processes_per_run=6", "training.deepspeed=zero2"]
+    six = plan_study(thesis_on_official_split(official, *launch))
+
+    def shape(plan: StudyPlan) -> list[tuple]:
+        return [(run.kind, run.arm, run.task, run.size, run.seed) for run in plan.runs]
+
+    assert shape(six) == shape(thesis_plan)
+    for before, after in zip(thesis_plan.runs, six.runs):
+        assert (after.id == before.id) == (after.setting == "zero_shot")  # only the zero-shot run trains nothing
+        if after.kind.trains:
+            assert (before.processes, before.effective_batch) == (1, 2 * 8)
+            assert (after.processes, after.effective_batch, after.training["deepspeed"]) == (6, 2 * 8 * 6, "zero2")
+    overrides = [f"collection={official}", f"split_dir={official / 'splits' / 'default'}", *launch]
+    command = [sys.executable, "-m", "quickstudy.cli", "study", "plan", str(CONFIGS / "thesis.yaml")]
+    done = subprocess.run([*command, *(f"--set={o}" for o in overrides)], capture_output=True, text=True, check=True)
+    assert (
+        "each training run: 6 data-parallel processes (torchrun) with DeepSpeed zero2, 6 GPUs; "
+        "each evaluation run: one process, 1 GPU (ray executor)" in " ".join(done.stdout.split())
+    )

@@ -487,6 +487,7 @@ def study_plan(
 
     from quickstudy.shipped import config_file
     from quickstudy.study.config import load_study_config
+    from quickstudy.study.launch import resources_text
     from quickstudy.study.plan import arm_label, leakage_text, plan_study
 
     study = load_study_config(config_file(config), overrides)
@@ -511,6 +512,7 @@ def study_plan(
         table.add_row(arm, row["setting"], *map(str, counts), str(sum(counts)))
     console.print(table)
     console.print(f"leakage across tasks: {leakage_text(plan.leakage)}", markup=False, highlight=False, soft_wrap=True)
+    console.print(resources_text(study), markup=False, highlight=False, soft_wrap=True)
     if plan.no_train_pool:
         outcome = (
             "skipped from every arm (short_tasks: skip)"
@@ -529,7 +531,6 @@ def study_plan(
             f"and train on all they have: {short}",
             markup=False, highlight=False, soft_wrap=True,
         )  # fmt: skip
-
     if cost is not None:
         _print_estimate(cost, gpus)
 

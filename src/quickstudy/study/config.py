@@ -125,7 +125,7 @@ class Arm(_Strict):
 
 
 class ExecutorConfig(_Strict):
-    """Where runs execute and with what resources (per run)."""
+    """Where runs execute and with what resources (per process of a run)."""
 
     kind: Literal["local", "ray"] = "local"
     workers: PositiveInt = 1
@@ -134,6 +134,9 @@ class ExecutorConfig(_Strict):
     num_gpus: float = Field(default=0, ge=0)
     num_cpus: float = Field(default=1, gt=0)
     max_retries: NonNegativeInt = 1
+    # Each training run as this many data-parallel processes (torchrun; study/launch.py), each
+    # with num_gpus and num_cpus; evaluation runs stay one process.
+    processes_per_run: PositiveInt = 1
 
 
 class ReportOptions(_Strict):

@@ -85,19 +85,31 @@ def leased_execute_run(spec: RunSpec, study_dir: Path, reraise_unexpected: bool 
     started = time.time()
     log_line(folder, f"start {spec.kind} on {socket.gethostname()} pid {os.getpid()}")
     try:
-        extra = (train_run if spec.kind.trains else evaluate_run)(spec, study_dir)
+        extra = run_function(spec)(spec, study_dir)
     except Exception as error:  # recorded, then re-raised only for the executor to retry
         message = one_line_error(error)
         log_line(folder, f"failed: {message}\n{traceback.format_exc()}")
-        write_status(folder, RunState.FAILED, started, error=message)
+        write_status(folder, RunState.FAILED, started, error=message, processes=spec.processes)
         if reraise_unexpected and not isinstance(error, QuickstudyError):
             raise
         return RunOutcome(spec.id, RunState.FAILED, message, time.time() - started)
     if extra:
         write_json_atomic(folder / SPEC_FILE, RunSpec.model_validate({**spec.to_json(), **extra}).to_json())
-    write_status(folder, RunState.DONE, started)
+    write_status(folder, RunState.DONE, started, processes=spec.processes)
     log_line(folder, "done")
     return RunOutcome(spec.id, RunState.DONE, None, time.time() - started)
+
+
+def run_function(spec: RunSpec) -> Any:
+    """What executes the run: train in this process, train as several launched processes
+    (study.launch), or evaluate."""
+    if not spec.kind.trains:
+        return evaluate_run
+    if spec.processes > 1:
+        from quickstudy.study.launch import launched_train_run
+
+        return launched_train_run
+    return train_run
 
 
 def one_line_error(error: BaseException) -> str:
@@ -111,9 +123,11 @@ def log_line(folder: Path, text: str) -> None:
         log.write(f"{stamp} {text}\n")
 
 
-def write_status(folder: Path, state: RunState, started: float, error: str | None = None) -> None:
+def write_status(folder: Path, state: RunState, started: float, error: str | None = None, processes: int = 1) -> None:
+    """The run's status.json; a run of several processes used a GPU per process, if any."""
     finished = time.time()
     device, gpus = device_in_use()
+    gpus *= processes
     write_json_atomic(
         folder / STATUS_FILE,
         {

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from quickstudy.errors import ConfigError
 from quickstudy.study.config import ExecutorConfig
 from quickstudy.study.execute import RunOutcome, execute_run, one_line_error, write_status
+from quickstudy.study.launch import run_resources
 from quickstudy.study.layout import RunSpec, RunState, run_dir
 from quickstudy.study.lease import die_with_parent
 from quickstudy.study.status import run_state
@@ -136,16 +137,17 @@ class RayExecutor:
                 raise ConfigError(
                     f"executor.ray_address: cannot connect to Ray at {config.ray_address!r} ({one_line_error(error)})"
                 ) from None
-        self._task = ray.remote(_ray_execute_run).options(
-            num_cpus=config.num_cpus,
-            num_gpus=config.num_gpus,
-            max_retries=config.max_retries,
-            retry_exceptions=True,
-        )
+        self.config = config
+        self._task = ray.remote(_ray_execute_run)
         self._refs: dict[Any, str] = {}
 
     def submit(self, spec: RunSpec) -> None:
-        self._refs[self._task.remote(spec, str(self.study_dir))] = spec.id
+        # A run of N processes is one task holding N processes' resources, so on one node (study.launch)
+        num_cpus, num_gpus = run_resources(spec, self.config)
+        task = self._task.options(
+            num_cpus=num_cpus, num_gpus=num_gpus, max_retries=self.config.max_retries, retry_exceptions=True
+        )
+        self._refs[task.remote(spec, str(self.study_dir))] = spec.id
 
     def running(self) -> int:
         return len(self._refs)

@@ -8,6 +8,7 @@ the report read.
     <study_dir>/runs/<run_id>/status.json  {state: done|failed, error, started, finished, ...}, written last
     <study_dir>/runs/<run_id>/log.txt      start, end and any traceback
     <study_dir>/runs/<run_id>/progress.json  while running: phase, step/total, last loss (study.progress)
+    <study_dir>/runs/<run_id>/launched.json  a multi-process training run: what its processes report (study.launch)
     <study_dir>/runs/<run_id>/train/       training runs: train_model's folder (model/, checkpoints/, logs;
                                            a LoRA run's model/ holds its adapter, model-merged/ its merged
                                            weights with `keep_checkpoints: merged`)
@@ -40,6 +41,7 @@ SPEC_FILE = "spec.json"
 STATUS_FILE = "status.json"
 LOG_FILE = "log.txt"
 PROGRESS_FILE = "progress.json"
+LAUNCHED_FILE = "launched.json"  # a multi-process training run's counts or error, from its processes to the executor
 TRAIN_DIR = "train"
 MERGED_MODEL_DIR = "model-merged"  # in TRAIN_DIR: a LoRA run's merged weights, with `keep_checkpoints: merged`
 TOKEN_CACHE_DIR = "cache/tokens"
@@ -164,6 +166,8 @@ class RunSpec(BaseModel):
     start_is_prefinetuned: bool = False
     instructions: bool | None = None
     lora: bool = False  # the run trains (or evaluates a model trained as) a LoRA adapter
+    processes: int = 1  # training runs: data-parallel processes it is launched as (executor.processes_per_run)
+    effective_batch: int | None = None  # training runs: examples per optimizer step, over all processes
     # what determines the result
     model: dict[str, Any] = {}
     adapter: dict[str, Any] | None = None  # training runs: the LoRA settings (LoraSpec) they train with

@@ -221,6 +221,13 @@ def start_meaning(config: StudyConfig, role: str, adapter: LoraSpec | None) -> d
     }
 
 
+def launch_meaning(config: StudyConfig, training: TrainConfig) -> dict[str, Any]:
+    """How a training run is launched, written into its spec: its data-parallel processes and
+    effective batch (only the effective batch enters the id, through `result_fields`)."""
+    processes = config.executor.processes_per_run
+    return {"processes": processes, "effective_batch": training.effective_batch(processes)}
+
+
 def spec_identity(spec: ModelSpec) -> dict[str, Any]:
     """A start model spec as run ids hash it: without its LoRA settings (a training run's
     `adapter` says how it trains) and without `chat_template` when it is the default."""
@@ -303,13 +310,14 @@ def prefinetune_run(
         "per_task": build.per_task,
         "seed": build.seed,
         "encoding_options": encoding.options(),
-        "training": training.result_fields(),
+        "training": training.result_fields(config.executor.processes_per_run),
         "versions": versions,
         **excluded_identity(excluded, seen),
     }
     return planned(
         identity,
         training=training.model_dump(mode="json"),
+        **launch_meaning(config, training),
         size=str(build.per_task),
         role=role,
         **start_meaning(config, build.from_role, adapter),
@@ -343,13 +351,14 @@ def finetune_run(
         "size": size,
         "seed": seed,
         "encoding_options": encoding.options(),
-        "training": training.result_fields(),
+        "training": training.result_fields(config.executor.processes_per_run),
         "versions": versions,
         **excluded_identity(excluded, tasks),
     }
     return planned(
         identity,
         training=training.model_dump(mode="json"),
+        **launch_meaning(config, training),
         task=arm_task(arm, tasks),
         **start_meaning(config, arm.start, arm_adapter(config, arm)),
         instructions=encoding.has_instructions,

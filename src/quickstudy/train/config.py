@@ -53,6 +53,9 @@ class TrainConfig(NoBoolsAsNumbers):
     log_every_steps: int = Field(10, gt=0)
     tensorboard: bool = False
     progress_bar: bool = True
+    # DeepSpeed ZeRO stage 2 (configs/deepspeed_zero2.json, the thesis's setting) for runs
+    # launched as several processes on GPUs; None: plain data parallelism (DDP).
+    deepspeed: Literal["zero2"] | None = None
 
     def mixed_precision(self) -> Literal["bf16", "no"]:
         """accelerate's mixed-precision mode: bf16 on a GPU for `auto`, never fp16
@@ -61,6 +64,20 @@ class TrainConfig(NoBoolsAsNumbers):
             return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
         return "bf16" if self.precision == "bf16" else "no"
 
-    def result_fields(self) -> dict[str, Any]:
-        """The settings that determine the trained weights: what run ids and checkpoint fingerprints hash."""
-        return self.model_dump(mode="json", exclude=set(OBSERVATION_ONLY_FIELDS))
+    def effective_batch(self, processes: int = 1) -> int:
+        """Examples per optimizer step: micro-batch x accumulation x data-parallel processes."""
+        return self.batch_size * self.gradient_accumulation_steps * processes
+
+    def result_fields(self, processes: int = 1) -> dict[str, Any]:
+        """The settings that determine the trained weights: what run ids and checkpoint fingerprints hash.
+
+        With `processes` data-parallel processes, accumulation is counted as one process would
+        need it for the same effective batch (accumulation x processes): the world size enters
+        only through the effective batch, so 2 processes accumulating 1 micro-batch each train
+        the same steps on the same examples as 1 process accumulating 2, and hash the same.
+        `deepspeed` is left out when unset, so runs without it keep their ids."""
+        fields = self.model_dump(mode="json", exclude=set(OBSERVATION_ONLY_FIELDS))
+        fields["gradient_accumulation_steps"] = self.gradient_accumulation_steps * processes
+        if self.deepspeed is None:
+            del fields["deepspeed"]
+        return fields

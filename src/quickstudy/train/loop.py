@@ -10,9 +10,11 @@ the same arguments resumes from the last one and ends with the same weights.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import logging
 import math
+import os
 import shutil
 import time
 from array import array
@@ -45,6 +47,7 @@ LOG_FILE = "train_log.jsonl"
 RESULT_FILE = "train_result.json"
 CONFIG_FILE = "train_config.json"
 STATE_FILE = "quickstudy_state.json"
+DEEPSPEED_CONFIGS = {"zero2": "deepspeed_zero2.json"}  # training.deepspeed -> shipped DeepSpeed config
 
 _log = logging.getLogger(__name__)
 
@@ -63,6 +66,9 @@ class TrainResult:
     wall_seconds: float
     resumed_from_step: int | None
     fingerprint: str
+    world_size: int = 1  # data-parallel processes
+    micro_batch: int | None = None  # examples per process per micro-batch
+    effective_batch: int | None = None  # examples per optimizer step: micro-batch x accumulation x processes
 
 
 def train_model(
@@ -82,14 +88,15 @@ def train_model(
     if config.tensorboard and not is_tensorboard_available():
         raise ConfigError("train.tensorboard: TensorBoard is not installed (pip install 'quickstudy[tensorboard]')")
     out_dir.mkdir(parents=True, exist_ok=True)
-    fingerprint = run_fingerprint(loaded.spec, encoded, config)
     accelerator = Accelerator(
         cpu=not torch.cuda.is_available(),  # also lets `torchrun` run data-parallel CPU processes
         mixed_precision=config.mixed_precision(),
         gradient_accumulation_steps=config.gradient_accumulation_steps,
         log_with="tensorboard" if config.tensorboard else None,
         project_dir=str(out_dir),
+        deepspeed_plugin=deepspeed_plugin(config),
     )
+    fingerprint = run_fingerprint(loaded.spec, encoded, config, accelerator.num_processes)
     set_seed(config.seed)
     if accelerator.is_main_process:
         write_json_atomic(
@@ -195,6 +202,7 @@ def train_model(
         model_dir=str(out_dir / MODEL_DIR), log_path=str(log_path), steps=step, examples=len(encoded),
         final_loss=last_loss, train_tokens=total_tokens, tokens_per_second=total_tokens / max(wall, 1e-9),
         wall_seconds=wall, resumed_from_step=start_step if checkpoint is not None else None, fingerprint=fingerprint,
+        world_size=world, micro_batch=config.batch_size, effective_batch=config.effective_batch(world),
     )  # fmt: skip
     trained = accelerator.unwrap_model(model)
     if accelerator.is_main_process:
@@ -229,6 +237,30 @@ def build_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.
     # foreach: one multi-tensor kernel per update instead of a Python loop over parameters;
     # on CPU torch defaults to the loop, and the two give bitwise equal updates (tested).
     return torch.optim.AdamW(groups, lr=config.learning_rate, foreach=True)
+
+
+def launched_processes() -> int:
+    """The data-parallel processes this one belongs to: WORLD_SIZE, as torchrun, `accelerate
+    launch` and the deepspeed launcher set it (1 when started plainly)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def deepspeed_plugin(config: TrainConfig) -> Any:
+    """accelerate's DeepSpeed plugin for `training.deepspeed` (the shipped ZeRO config), or None
+    (unset, or `accelerate launch` already brings a DeepSpeed config of its own)."""
+    if config.deepspeed is None or os.environ.get("ACCELERATE_USE_DEEPSPEED", "").lower() == "true":
+        return None
+    if not torch.cuda.is_available():
+        raise ConfigError(
+            f"training.deepspeed: {config.deepspeed} runs on GPUs and this machine has none; set it to null"
+        )
+    if importlib.util.find_spec("deepspeed") is None:
+        raise ConfigError("training.deepspeed: DeepSpeed is not installed (pip install 'quickstudy[deepspeed]')")
+    from accelerate.utils import DeepSpeedPlugin
+
+    from quickstudy.shipped import shipped_config
+
+    return DeepSpeedPlugin(hf_ds_config=str(shipped_config(DEEPSPEED_CONFIGS[config.deepspeed])))
 
 
 def _fill_deepspeed_config(accelerator: Accelerator, config: TrainConfig) -> None:
@@ -315,7 +347,9 @@ def resume_from(accelerator: Accelerator, checkpoint: Path, fingerprint: str) ->
         )
     if state.get("num_processes", 1) != accelerator.num_processes:  # the data position counts per-process batches
         raise ConfigError(
-            f"{checkpoint}: written by {state.get('num_processes', 1)} processes, resumed with {accelerator.num_processes}; resume with the same launch"
+            f"{checkpoint}: written by {state.get('num_processes', 1)} process(es), resumed with "
+            f"{accelerator.num_processes}; resume with the same number (a study's executor.processes_per_run) "
+            f"or delete {checkpoint.parent} to start over"
         )
     try:
         accelerator.load_state(str(checkpoint))
@@ -331,10 +365,13 @@ def step_checkpoints(out_dir: Path) -> list[Path]:
     return sorted(p for p in (out_dir / CHECKPOINTS_DIR).glob("step-*") if (p / STATE_FILE).is_file())
 
 
-def run_fingerprint(spec: ModelSpec | None, encoded: Sequence[EncodedExample], config: TrainConfig) -> str:
-    """A hash of what determines the trained weights: model spec, hyper-parameters, token ids."""
+def run_fingerprint(
+    spec: ModelSpec | None, encoded: Sequence[EncodedExample], config: TrainConfig, processes: int = 1
+) -> str:
+    """A hash of what determines the trained weights: model spec, hyper-parameters (the
+    effective batch over `processes`), token ids."""
     digest = hashlib.sha256()
-    settings = config.result_fields()
+    settings = config.result_fields(processes)
     spec_json = spec.model_dump(mode="json") if spec is not None else None
     digest.update(json.dumps([spec_json, settings], sort_keys=True).encode())
     for example in encoded:

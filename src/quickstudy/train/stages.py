@@ -29,7 +29,7 @@ from quickstudy.prompts.cache import cached_encoded_examples
 from quickstudy.prompts.encoding import Encoding, resolve_encoding
 from quickstudy.prompts.features import EncodedExample, TextExample, encode_examples, text_examples
 from quickstudy.train.config import TrainConfig
-from quickstudy.train.loop import TrainResult, completed_result, run_fingerprint, train_model
+from quickstudy.train.loop import TrainResult, completed_result, launched_processes, run_fingerprint, train_model
 
 
 @dataclass(frozen=True)
@@ -182,7 +182,7 @@ def train_stage(
     encoded = training_features([s for s in selections if s.instances], encoding, loaded, config, seed, cache_dir)
     done = completed_result(out_dir)
     if done is not None:
-        if done.fingerprint != run_fingerprint(loaded.spec, encoded, config):
+        if done.fingerprint != run_fingerprint(loaded.spec, encoded, config, launched_processes()):
             raise ConfigError(
                 f"{out_dir}: holds a finished run of a different model, data or config; use another output dir"
             )
