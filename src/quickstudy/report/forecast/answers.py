@@ -46,6 +46,7 @@ BACKTEST_SIZES = 4
 BEYOND_FACTOR = 4.0
 COVERAGE_WARNING = 0.80
 COVERAGE_WARNING_TEXT = "intervals too narrow; treat forecasts as rough"
+CEILING = "target above the fitted ceiling c"
 FORECAST_FILE = "forecast.json"
 _NOISE_SEED = 15
 
@@ -208,7 +209,7 @@ class CurveForecast:
         if target is None or n is None:
             return ()
         if self.fitted.model == POWER_LAW and target.value >= float(self.fitted.params.c):
-            return ("target above the fitted ceiling c",)
+            return (CEILING,)
         if not math.isfinite(n.value):
             return ("the fitted curve never reaches the target",)
         if n.value > BEYOND_FACTOR * self.series.largest:

@@ -11,6 +11,7 @@ from quickstudy.report.figures import Figure
 from quickstudy.report.forecast.answers import (
     BACKTEST_SIZES,
     BEYOND_FACTOR,
+    CEILING,
     COVERAGE_WARNING,
     MIN_SIZES,
     POWER_LAW,
@@ -91,7 +92,13 @@ def answer_sentence(curve: CurveForecast) -> str:
     if curve.fitted.reason:
         fit += f"; the power law was not used: {curve.fitted.reason}"
     if not math.isfinite(n.value):
-        return f"{head} does not reach {series.target_source} (ROUGE-L {number(series.target.value)}) on its fitted curve ({fit})."
+        ceiling = (
+            f"; its fitted ceiling c is {number(float(curve.fitted.params.c))}" if curve.flags[:1] == (CEILING,) else ""
+        )
+        return (
+            f"{head} does not reach {series.target_source} (ROUGE-L {number(series.target.value)}) on its fitted "
+            f"curve ({fit}{ceiling}; 95% interval of n {count(n.low)} to {count(n.high)})."
+        )
     more = curve.more_labels or 0.0
     flags = f" **{'; '.join(curve.flags)}**." if curve.flags else ""
     verdict = (
