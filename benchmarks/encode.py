@@ -21,7 +21,6 @@ machine) for each; the last line is `ratio: <ours over reference>`.
 from __future__ import annotations
 
 import argparse
-import string
 import sys
 import time
 from pathlib import Path
@@ -34,41 +33,10 @@ from quickstudy.data.records import Instance, Task
 from quickstudy.models.tiny import sentencepiece_tokenizer, word_level_tokenizer
 from quickstudy.prompts.encoding import PromptBuilder, encoding_by_name
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from reference_encoder import reference_prompt  # noqa: E402  (shared with the training benchmark)
+
 SAMPLE = Path(__file__).resolve().parents[1].parent / "shared" / "superni-sample"
-
-
-def reference_prompt(task: Task, instance_input: str, tokenizer: Any, budget: int, num_pos: int, num_neg: int) -> str:
-    """SuperNI's reference procedure (definition on, no task name, no explanations), as written there."""
-
-    def with_period(text: str) -> str:
-        return text if text[-1] in string.punctuation else text + "."
-
-    def count(text: str) -> int:
-        return len(tokenizer(text)["input_ids"])
-
-    task_input = (
-        "Now complete the following example -\n" + with_period(f"Input: {instance_input.strip()}") + "\n" + "Output: "
-    )
-    definition = with_period("Definition: " + task.definition.strip()) + "\n\n"
-    positives: list[str] = []
-    for index, example in enumerate(task.positive_examples[:num_pos]):
-        text = f" Positive Example {index + 1} -\n" + with_period(f"Input: {example.input.strip()}") + "\n"
-        text = with_period(text + f" Output: {example.output.strip()}") + "\n" + "\n"
-        if count(definition + " ".join(positives) + text + task_input) > budget:
-            break
-        positives.append(text)
-    negatives: list[str] = []
-    for index, example in enumerate(task.negative_examples[:num_neg]):
-        text = f" Negative Example {index + 1} -\n" + with_period(f"Input: {example.input.strip()}") + "\n"
-        text = with_period(text + f" Output: {example.output.strip()}") + "\n" + "\n"
-        if count(definition + " ".join(positives) + " ".join(negatives) + text + task_input) > budget:
-            break
-        negatives.append(text)
-    source = definition + "".join(positives) + "".join(negatives) + task_input
-    ids = tokenizer(source)["input_ids"]
-    if len(ids) > budget:
-        source = tokenizer.decode(ids[:budget], skip_special_tokens=True)
-    return source
 
 
 def cycled_instances(collection: Collection, n: int) -> list[tuple[Task, Instance]]:

@@ -307,3 +307,27 @@ def test_split_counting_equals_exact_counting_on_the_sample(collection, other_to
     assert sum(p.truncated for p in fast) > 100 and sum(p.dropped_examples > 0 for p in fast) > 100
     assert sum(not p.truncated for p in fast) > 500
     assert fast == exact
+
+
+@pytest.mark.superni
+def test_byte_ids_equal_the_tokenizers_on_sample_prompts(collection, byt5, monkeypatch):
+    """ByT5 training ids come from the bytes: the same ids, truncation and flags as the tokenizer's."""
+    import quickstudy.prompts.features as features_module
+    from quickstudy.prompts.features import encode_examples
+
+    tasks = [collection.task(name) for name in collection.task_names()]
+    tasks.append(with_special_tokens(tasks[0]))
+    texts = [
+        example
+        for task in tasks
+        for example in text_examples(task, task.instances[:8], encoding_by_name("def_pos2"), byt5, 200, seed=0)
+    ]
+    texts += [
+        replace(texts[0], target="caf\u00e9 \u2014 </s> na\u00efve " * 5),
+        replace(texts[1], prompt="\u00e9" * 150),
+    ]
+    fast = {budget: encode_examples(texts, byt5, budget, 12, decoder_only=False) for budget in (64, 200, None)}
+    monkeypatch.setattr(features_module, "token_counter", exact_counter)
+    for budget, encoded in fast.items():
+        assert encoded == encode_examples(texts, byt5, budget, 12, decoder_only=False)
+    assert any(e.truncated for e in fast[64]) and not all(e.truncated for e in fast[200])

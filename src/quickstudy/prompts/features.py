@@ -15,6 +15,7 @@ from quickstudy.data.records import Instance, Task
 from quickstudy.errors import PromptError
 from quickstudy.prompts.chat import ChatTemplate, source_budget, templated_prompt_ids
 from quickstudy.prompts.encoding import Encoding, PromptBuilder
+from quickstudy.prompts.tokenizers import ByteCounter, token_counter
 
 IGNORE_INDEX = -100
 
@@ -113,6 +114,11 @@ def encode_examples(
 def _seq2seq_examples(
     examples: Sequence[TextExample], tokenizer: Any, max_source_length: int | None, max_target_length: int | None
 ) -> list[EncodedExample]:
+    counter = token_counter(tokenizer)
+    if isinstance(counter, ByteCounter):  # ByT5: the same ids straight from the bytes
+        from_bytes = [_byte_example(example, counter, max_source_length, max_target_length) for example in examples]
+        if all(from_bytes):
+            return from_bytes  # type: ignore[return-value]
     prompts = [example.prompt for example in examples]
     sources = tokenizer(prompts)["input_ids"]
     targets = tokenizer(text_target=[example.target for example in examples], **_truncation(max_target_length))[
@@ -125,6 +131,18 @@ def _seq2seq_examples(
             source = tokenizer(prompts[index], **_truncation(max_source_length))["input_ids"]
         encoded.append(EncodedExample(input_ids=list(source), labels=list(target), truncated=example.truncated or over))
     return encoded
+
+
+def _byte_example(
+    example: TextExample, counter: ByteCounter, max_source_length: int | None, max_target_length: int | None
+) -> EncodedExample | None:
+    source, target = counter.ids(example.prompt), counter.ids(example.target, max_target_length)
+    if source is None or target is None:
+        return None
+    over = max_source_length is not None and len(source) > max_source_length
+    if over:
+        source = counter.ids(example.prompt, max_source_length)
+    return EncodedExample(input_ids=source, labels=target, truncated=example.truncated or over)  # type: ignore[arg-type]
 
 
 def _truncation(max_length: int | None) -> dict[str, Any]:

@@ -97,6 +97,17 @@ class ByteCounter(TokenCounter):
     def piece_length(self, piece: str) -> int | None:
         return len(piece.encode("utf-8")) if self._plain(piece) else None
 
+    def ids(self, text: str, max_length: int | None = None) -> list[int] | None:
+        """The tokenizer's input ids for `text` from its bytes (end-of-sequence last; cut to
+        `max_length` keeping it, as truncation does), or None when `text` holds a special-token string."""
+        if not self._plain(text):
+            return None
+        ids = [byte + self.tokenizer.offset for byte in text.encode("utf-8")]
+        if max_length is not None:
+            ids = ids[: max_length - 1]
+        ids.append(self.tokenizer.eos_token_id)
+        return ids
+
     def cut(self, text: str, budget: int) -> str:
         if not self._plain(text):
             return super().cut(text, budget)
@@ -148,6 +159,6 @@ def token_counter(tokenizer: Any, head: str = "") -> TokenCounter:
     if isinstance(tokenizer, ByT5Tokenizer) and all(" " not in token for token in tokenizer.added_tokens_encoder):
         counter = ByteCounter(tokenizer)
         probe = "Input: caf\u00e9 \u2014 na\u00efve.\n Output: "
-        if counter.count(probe) == counter.overhead + len(probe.encode("utf-8")):
+        if counter.ids(probe) == counter.tokenizer(probe)["input_ids"]:
             return counter
     return SplitCounter(tokenizer, head)

@@ -37,6 +37,7 @@ from quickstudy.models.loading import LoadedModel, save_model, weights_problem
 from quickstudy.models.spec import ModelSpec
 from quickstudy.train.batching import collate, example_length, length_grouped_batches, real_token_count, shard_batches
 from quickstudy.train.config import TrainConfig
+from quickstudy.train.memory import keep_freed_memory
 
 if TYPE_CHECKING:
     from quickstudy.prompts.features import EncodedExample
@@ -88,6 +89,8 @@ def train_model(
     if config.tensorboard and not is_tensorboard_available():
         raise ConfigError("train.tensorboard: TensorBoard is not installed (pip install 'quickstudy[tensorboard]')")
     out_dir.mkdir(parents=True, exist_ok=True)
+    if not torch.cuda.is_available():
+        keep_freed_memory()  # CPU steps reuse their tensors' memory instead of faulting in fresh pages
     accelerator = Accelerator(
         cpu=not torch.cuda.is_available(),  # also lets `torchrun` run data-parallel CPU processes
         mixed_precision=config.mixed_precision(),
