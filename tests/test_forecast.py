@@ -20,9 +20,9 @@ from quickstudy.report.forecast import forecast_study, parse_target
 from quickstudy.report.forecast.answers import COVERAGE_WARNING_TEXT, Series, fit_all, percentile_interval
 from quickstudy.report.forecast.fit import LOG_LINEAR, POWER_LAW, fit_point, fit_power_law, n_for_target, predict
 from quickstudy.report.results import collect_study
-from quickstudy.report.synthetic import SyntheticArm, thesis_like_study, write_synthetic_study
 from quickstudy.study.config import load_study_config
 from quickstudy.study.plan import plan_study, smallest_train_pool
+from studies import SyntheticArm, thesis_like_study, write_synthetic_study
 
 QUICKSTUDY = Path(sys.executable).with_name("quickstudy")
 SIZES = np.array([16.0, 32, 64, 128, 256, 512])

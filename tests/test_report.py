@@ -1,4 +1,4 @@
-"""The report on synthetic studies whose numbers are known by construction (see report/synthetic.py)."""
+"""The report on synthetic studies whose numbers are known by construction (see tests/studies.py)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from quickstudy.report import build_report
 from quickstudy.report.analysis import analyse, first_crossing
 from quickstudy.report.bootstrap import CellKey
 from quickstudy.report.results import collect_study
-from quickstudy.report.synthetic import (
+from studies import (
     THESIS_TASKS,
     SyntheticArm,
     SyntheticStudy,

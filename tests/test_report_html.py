@@ -15,7 +15,7 @@ import subprocess
 import pytest
 
 from quickstudy.report import build_report
-from quickstudy.report.synthetic import thesis_like_study, write_synthetic_study
+from studies import thesis_like_study, write_synthetic_study
 
 CHROMIUM_FLAGS = [
     "--headless",

@@ -12,7 +12,8 @@ import yaml
 from quickstudy.report import build_report
 from quickstudy.report.analysis import OTHER_CATEGORIES, analyse
 from quickstudy.report.results import collect_study
-from quickstudy.report.synthetic import (
+from quickstudy.report.thesis import category_verdicts, thesis_reading
+from studies import (
     THESIS_ARMS,
     SyntheticArm,
     SyntheticStudy,
@@ -20,7 +21,6 @@ from quickstudy.report.synthetic import (
     thesis_like_study,
     write_synthetic_study,
 )
-from quickstudy.report.thesis import category_verdicts, thesis_reading
 
 # Table 4.3: the columns (the six largest categories and "Other Categories", 30 tasks), as one
 # synthetic task each, with the train instances summed over the column's tasks at each size.

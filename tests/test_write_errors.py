@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from quickstudy.report.synthetic import thesis_like_study, write_synthetic_study
+from studies import thesis_like_study, write_synthetic_study
 
 QUICKSTUDY = str(Path(sys.executable).with_name("quickstudy"))
 MOUNT = 'mount -t tmpfs -o size=$1 tmpfs $0 && { [ "$2" = rw ] || mount -o remount,ro $0; } && shift 3 && exec "$@"'

@@ -1,7 +1,5 @@
-"""A study directory with known scores, written to the contract in docs/architecture.md.
-
-Used by the report's tests (every number is computable by hand) and to preview a
-report without training anything. Scores per instance of task t in a cell with
+"""Builders of study directories with known scores, written to the run-directory contract
+(quickstudy.study.layout), for the report's tests: every number is computable by hand. Scores per instance of task t in a cell with
 overall ROUGE-L v:  v + offset(t) + spread * s_j, with s_j half +1 and half -1 in a
 seeded order per cell (0 for the odd one out),
 where offset(t) is +e for proposed arms, -e for baselines and 0 for zero-shot, and
@@ -19,7 +17,9 @@ from pathlib import Path
 
 import yaml
 
+from quickstudy.evaluate.predictions import METRICS_FILE, PREDICTIONS_FILE
 from quickstudy.files import write_text_atomic
+from quickstudy.study.layout import CONFIG_FILE, PLAN_FILE, RUNS_DIR, SETTINGS, SPEC_FILE, STATUS_FILE, RunState
 
 
 @dataclass(frozen=True)
@@ -40,9 +40,18 @@ class SyntheticArm:
 
     @property
     def role(self) -> str:
-        if self.setting == "zero_shot":
+        if not SETTINGS[self.setting].trains:
             return "zero_shot"
         return "baseline" if self.encoding == "input_only" else "proposed"
+
+    def meaning(self) -> dict:
+        """The spec fields a plan writes about what the arm's runs mean."""
+        return {
+            "start_role": self.start,
+            "start_is_prefinetuned": self.start == "base_prefinetuned",
+            "instructions": self.encoding != "input_only",
+            "encoding": self.encoding,
+        }
 
 
 @dataclass
@@ -107,22 +116,24 @@ def thesis_like_study() -> SyntheticStudy:
 def write_synthetic_study(root: Path, study: SyntheticStudy) -> Path:
     """Write `study` as a study directory under `root`; returns `root`."""
     root = Path(root)
-    (root / "runs").mkdir(parents=True, exist_ok=True)
-    write_text_atomic(root / "study.yaml", yaml.safe_dump(_config(study), sort_keys=False))
+    (root / RUNS_DIR).mkdir(parents=True, exist_ok=True)
+    write_text_atomic(root / CONFIG_FILE, yaml.safe_dump(_config(study), sort_keys=False))
     prefinetune = _write_run(
-        root, {"kind": "prefinetune", "arm": None, "setting": None, "seed": study.seeds[0]}, "done"
+        root,
+        {"kind": "prefinetune", "arm": None, "setting": None, "seed": study.seeds[0], "instructions": False},
+        RunState.DONE,
     )
     for arm in study.arms:
         for size, value in arm.scores.items():
             for seed in study.seeds:
                 shift = (seed - sum(study.seeds) / len(study.seeds)) * study.seed_shift
-                groups = [[t] for t in study.tasks] if arm.setting == "stl" else [study.tasks]
+                groups = [[t] for t in study.tasks] if SETTINGS[arm.setting].names_task else [study.tasks]
                 for tasks in groups:
                     _write_cell_runs(root, study, arm, size, seed, tasks, value + shift, prefinetune)
     fields = ("id", "kind", "arm", "setting", "task", "size", "seed", "depends_on")
-    specs = [json.loads(path.read_text()) for path in sorted((root / "runs").glob("*/spec.json"))]
+    specs = [json.loads(path.read_text()) for path in sorted((root / RUNS_DIR).glob(f"*/{SPEC_FILE}"))]
     write_text_atomic(
-        root / "plan.json", json.dumps({"runs": [{k: spec.get(k) for k in fields} for spec in specs]}, indent=1)
+        root / PLAN_FILE, json.dumps({"runs": [{k: spec.get(k) for k in fields} for spec in specs]}, indent=1)
     )
     return root
 
@@ -145,7 +156,7 @@ def _config(study: SyntheticStudy) -> dict:
 
 
 def _write_cell_runs(root, study, arm, size, seed, tasks, value, prefinetune) -> None:
-    task = tasks[0].name if arm.setting == "stl" else None
+    task = tasks[0].name if SETTINGS[arm.setting].names_task else None
     common = {
         "arm": arm.name,
         "setting": arm.setting,
@@ -153,9 +164,9 @@ def _write_cell_runs(root, study, arm, size, seed, tasks, value, prefinetune) ->
         "size": None if arm.role == "zero_shot" else size,
         "seed": seed,
     }
-    state = "failed" if (arm.setting, arm.name, size) in study.failed else "done"
+    state = RunState.FAILED if (arm.setting, arm.name, size) in study.failed else RunState.DONE
     if (arm.setting, arm.name, size) in study.pending:
-        state = "pending"
+        state = RunState.PENDING
     depends = [prefinetune] if arm.start == "base_prefinetuned" else []
     if arm.role != "zero_shot":
         counts, pool = study.train_instances(size), {t.name: t.train_pool for t in study.tasks}
@@ -164,18 +175,11 @@ def _write_cell_runs(root, study, arm, size, seed, tasks, value, prefinetune) ->
             "train_instances": counts[task] if task else {n: counts[n] for n in names},
             "train_pool": pool[task] if task else {n: pool[n] for n in names},
         }
-        spec = {
-            "kind": "finetune",
-            **common,
-            "start": arm.start,
-            "encoding": arm.encoding,
-            **train,
-            "depends_on": depends,
-        }
-        depends = [_write_run(root, spec, "done" if state == "done" else state)]
-    spec = {"kind": "evaluate", **common, "start": arm.start, "encoding": arm.encoding, "depends_on": depends}
+        spec = {"kind": "finetune", **common, **arm.meaning(), **train, "depends_on": depends}
+        depends = [_write_run(root, spec, state)]
+    spec = {"kind": "evaluate", **common, **arm.meaning(), "depends_on": depends}
     run_id = _write_run(root, spec, state, write_status=False)
-    if state != "done":
+    if state != RunState.DONE:
         _write_status(root / "runs" / run_id, state)
         return
     offsets = study.offsets()
@@ -193,10 +197,10 @@ def _write_cell_runs(root, study, arm, size, seed, tasks, value, prefinetune) ->
             scores = {"exact_match": 100.0 if j < hits else 0.0, "rouge1": score, "rougeL": score}
             truncated = arm.role != "baseline" and t.name in study.truncated_tasks and j % 2 == 0
             lines.append(_prediction_line(t, j, scores, truncated))
-    run_dir = root / "runs" / run_id
-    write_text_atomic(run_dir / "predictions.jsonl", "".join(json.dumps(line) + "\n" for line in lines))
-    write_text_atomic(run_dir / "metrics.json", json.dumps({"overall": {"rougeL": value}}))
-    _write_status(run_dir, "done")
+    run_dir = root / RUNS_DIR / run_id
+    write_text_atomic(run_dir / PREDICTIONS_FILE, "".join(json.dumps(line) + "\n" for line in lines))
+    write_text_atomic(run_dir / METRICS_FILE, json.dumps({"overall": {"rougeL": value}}))
+    _write_status(run_dir, RunState.DONE)
 
 
 def _prediction_line(task: SyntheticTask, j: int, scores: dict, truncated: bool) -> dict:
@@ -214,24 +218,24 @@ def _prediction_line(task: SyntheticTask, j: int, scores: dict, truncated: bool)
 
 def _write_run(root: Path, spec: dict, state: str, write_status: bool = True) -> str:
     run_id = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
-    run_dir = root / "runs" / run_id
+    run_dir = root / RUNS_DIR / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(run_dir / "spec.json", json.dumps({"id": run_id, **spec}, indent=1))
-    if write_status and state != "pending":
+    write_text_atomic(run_dir / SPEC_FILE, json.dumps({"id": run_id, **spec}, indent=1))
+    if write_status and state != RunState.PENDING:
         _write_status(run_dir, state)
     return run_id
 
 
 def _write_status(run_dir: Path, state: str) -> None:
-    if state == "pending":
+    if state == RunState.PENDING:
         return
     status = {
-        "state": state,
-        "error": "CUDA out of memory (synthetic)" if state == "failed" else None,
+        "state": str(state),
+        "error": "CUDA out of memory (synthetic)" if state == RunState.FAILED else None,
         "started": "2026-01-01T00:00:00Z",
         "finished": "2026-01-01T00:10:00Z",
         "wall_seconds": 600.0,
         "device": "synthetic GPU",
         "gpu_hours": 600.0 / 3600,
     }
-    write_text_atomic(run_dir / "status.json", json.dumps(status))
+    write_text_atomic(run_dir / STATUS_FILE, json.dumps(status))
