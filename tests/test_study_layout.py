@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 from quickstudy.errors import StudyError
+from quickstudy.report.render import build_report
 from quickstudy.report.results import collect_study
 from quickstudy.study.config import load_study_config
-from quickstudy.study.layout import RunKind, RunSpec, read_run_spec, run_spec_from_json
+from quickstudy.study.layout import SETTINGS, RunKind, RunSpec, Setting, read_run_spec, run_spec_from_json
 from quickstudy.study.plan import plan_study
+from quickstudy.study.runner import run_study
 
 # A no-instruction encoding named anything, and a pre-finetuned role named anything.
 CUSTOM = [
@@ -94,3 +98,61 @@ def test_a_malformed_spec_is_one_error_naming_file_and_field(tmp_path: Path) -> 
     path.write_text(json.dumps({"id": "ev-1", "kind": "evaluate", "instructions": True, "sede": 1}))
     with pytest.raises(StudyError, match=r"spec\.json: sede: unknown key"):
         read_run_spec(path)
+
+
+def in_pairs(tasks: list[str]) -> list[list[str]]:
+    return [list(tasks[i : i + 2]) for i in range(0, len(tasks), 2)]
+
+
+def test_a_new_arm_setting_is_one_table_entry_planned_run_and_reported(
+    smoke_config: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """Adding an arm setting: an entry in layout.SETTINGS with its expansion function, nothing else."""
+    monkeypatch.setitem(SETTINGS, "pairs", Setting("pairs", "PAIRS", "PAIRS: a model per two tasks", 1, True, in_pairs))
+    raw = yaml.safe_load(smoke_config.read_text())
+    raw["arms"] = [
+        {"name": "paired", "start": "instruction_tuned", "encoding": "def_pos2", "setting": "pairs", "sizes": [4]}
+    ]
+    path = tmp_path / "pairs.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    study = load_study_config(path)
+
+    plan = plan_study(study)
+    (finetune,) = [run for run in plan.runs if run.kind == RunKind.FINETUNE]
+    assert finetune.setting == "pairs" and list(finetune.tasks) == list(plan.unseen_tasks)[:2]
+    assert run_study(study, tmp_path / "study").complete
+
+    files = build_report(tmp_path / "study", n_boot=50)
+    rows = list(csv.DictReader(files.csv.open()))
+    assert {(row["arm"], row["setting"], row["size"]) for row in rows} == {("paired", "pairs", "4")}
+    assert len(rows) == len(finetune.tasks)
+    assert "### PAIRS" in files.markdown.read_text()
+
+
+# The thesis reading and the forecast name the thesis's own two settings (issues 11 and 15); not yet table-driven.
+NOT_YET_TABLE_DRIVEN = {"report/thesis.py", "report/thesis_sections.py", "report/forecast/answers.py"}
+
+
+def test_run_file_names_and_setting_names_are_written_only_in_their_owner() -> None:
+    """No string literal outside study/layout.py names a run file or a setting (the stages'
+    own output files are named once, in evaluate/predictions.py)."""
+    import ast
+
+    import quickstudy
+
+    owners = {"spec.json": "study/layout.py", "status.json": "study/layout.py", "plan.json": "study/layout.py",
+              "study.yaml": "study/layout.py", "log.txt": "study/layout.py",
+              "predictions.jsonl": "evaluate/predictions.py", "metrics.json": "evaluate/predictions.py"}  # fmt: skip
+    settings = {"stl", "mtl", "zero_shot"}
+    package = Path(quickstudy.__file__).parent
+    found = []
+    for path in sorted(package.rglob("*.py")):
+        module = path.relative_to(package).as_posix()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not (isinstance(node, ast.Constant) and isinstance(node.value, str)):
+                continue
+            if node.value in owners and owners[node.value] != module:
+                found.append(f"{module}:{node.lineno}: {node.value!r}")
+            if node.value in settings and module != "study/layout.py" and module not in NOT_YET_TABLE_DRIVEN:
+                found.append(f"{module}:{node.lineno}: {node.value!r}")
+    assert not found

@@ -24,8 +24,9 @@ from quickstudy.report.bootstrap import (
     containing,
     mean_estimate,
 )
-from quickstudy.report.results import Arm, StudyResults, declared_arms
+from quickstudy.report.results import ZERO_SHOT_ROLE, Arm, StudyResults, declared_arms
 from quickstudy.report.sizes import SizeInfo, fraction_at, size_infos
+from quickstudy.study.layout import SETTINGS, setting_order
 
 OTHER_CATEGORIES = "Other Categories"
 
@@ -129,13 +130,12 @@ class Analysis:
 
     def ordered_cells(self, setting: str | None = None) -> list[CellKey]:
         """Cells in reading order: setting, proposed before baselines, then by size."""
-        role_order = {"proposed": 0, "baseline": 1, "zero_shot": 2}
-        setting_order = {"stl": 0, "mtl": 1, "zero_shot": 2}
+        role_order = {"proposed": 0, "baseline": 1, ZERO_SHOT_ROLE: 2}
         keys = [k for k in self.cells if setting is None or k.setting == setting]
         return sorted(
             keys,
             key=lambda k: (
-                setting_order.get(k.setting, 3),
+                setting_order(k.setting),
                 role_order.get(self.cells[k].role, 3),
                 k.arm,
                 self.sizes[k.size].x if k.size in self.sizes else 0.0,
@@ -152,16 +152,28 @@ def analyse(results: StudyResults, n_boot: int = 1000, seed: int = 0, top_catego
     sizes = size_infos(results, {key.size for key in cells} | _declared_sizes(results))
     overall = {key: resampler.estimates(cell, ("rougeL", "exact_match", "rouge1")) for key, cell in cells.items()}
     curves = _curves(cells, overall, sizes)
-    sota = _supervised_sota(cells, results.arms, set(curves) - {"zero_shot"})
+    sota = _supervised_sota(cells, results.arms, {s for s in curves if _trains(s)})
     crossovers = _crossovers(curves, sota, overall, results.train_pool)
     equal_data = _equal_data_pairs(cells, results.arms)
     deltas = [Delta(kind, a, b, overall[a]["rougeL"] - overall[b]["rougeL"]) for kind, a, b in equal_data]
     deltas += [
-        Delta("MTL - STL", a, b, overall[a]["rougeL"] - overall[b]["rougeL"])
-        for a, b in _mtl_stl_pairs(cells, results.arms)
+        Delta(
+            f"{SETTINGS[a.setting].label} - {SETTINGS[b.setting].label}",
+            a,
+            b,
+            overall[a]["rougeL"] - overall[b]["rougeL"],
+        )
+        for a, b in _paired_setting_pairs(cells, results.arms)
     ]
     deltas.sort(
-        key=lambda d: (d.kind, d.a.setting != "stl", cells[d.a].role != "proposed", d.a.arm, d.b.arm, sizes[d.a.size].x)
+        key=lambda d: (
+            d.kind,
+            setting_order(d.a.setting),
+            cells[d.a].role != "proposed",
+            d.a.arm,
+            d.b.arm,
+            sizes[d.a.size].x,
+        )
     )
 
     grouped = grouped_categories(
@@ -243,10 +255,11 @@ def _supervised_sota(
     for setting in settings:
         if setting in own:
             sota[setting] = (own[setting], f"{own[setting].label} (full data, no instructions)")
-        elif "stl" in own:
+        elif (borrowed := _paired_with(setting)) in own:
             sota[setting] = (
-                own["stl"],
-                f"{own['stl'].label}: the study has no {setting.upper()} full-data baseline, so the STL one is used",
+                own[borrowed],
+                f"{own[borrowed].label}: the study has no {SETTINGS[setting].label} full-data baseline, "
+                f"so the {SETTINGS[borrowed].label} one is used",
             )
     return sota
 
@@ -303,7 +316,7 @@ def _crossovers(curves, sota, overall, pool: dict[str, int]) -> list[Crossover]:
                     fraction_interval=(fraction_at(interval[0], pool), fraction_at(interval[1], pool)),
                 )
             )
-    return sorted(found, key=lambda c: (c.setting != "stl", c.setting, c.arm))
+    return sorted(found, key=lambda c: (setting_order(c.setting), c.setting, c.arm))
 
 
 def _equal_data_pairs(cells: dict[CellKey, Cell], arms) -> list[tuple[str, CellKey, CellKey]]:
@@ -320,18 +333,29 @@ def _equal_data_pairs(cells: dict[CellKey, Cell], arms) -> list[tuple[str, CellK
     return pairs
 
 
-def _mtl_stl_pairs(cells: dict[CellKey, Cell], arms) -> list[tuple[CellKey, CellKey]]:
-    """MTL and STL cells of the same role, start model, encoding and size."""
+def _trains(setting: str | None) -> bool:
+    """False for a setting that evaluates its start model only (zero-shot)."""
+    return setting not in SETTINGS or SETTINGS[setting].trains
 
-    def signature(key: CellKey):
+
+def _paired_with(setting: str) -> str | None:
+    """The setting whose cells a setting's cells are compared with (MTL: STL), from the settings table."""
+    return SETTINGS[setting].paired_with if setting in SETTINGS else None
+
+
+def _paired_setting_pairs(cells: dict[CellKey, Cell], arms) -> list[tuple[CellKey, CellKey]]:
+    """(cell, its paired setting's cell) of the same role, start model, encoding and size (MTL vs STL)."""
+
+    def signature(key: CellKey, setting: str):
         arm = arms.get((key.setting, key.arm))
-        return (cells[key].role, arm.start if arm else None, arm.encoding if arm else None, key.size)
+        return (setting, cells[key].role, arm.start if arm else None, arm.encoding if arm else None, key.size)
 
-    stl = {signature(k): k for k in sorted(cells, key=lambda k: k.slug) if k.setting == "stl"}
+    ordered = sorted(cells, key=lambda k: k.slug)
+    by_signature = {signature(k, k.setting): k for k in ordered}
     return [
-        (k, stl[signature(k)])
-        for k in sorted(cells, key=lambda k: k.slug)
-        if k.setting == "mtl" and signature(k) in stl
+        (k, by_signature[signature(k, paired)])
+        for k in ordered
+        if (paired := _paired_with(k.setting)) and signature(k, paired) in by_signature
     ]
 
 
@@ -347,7 +371,7 @@ def _category_effects(categories, category_scores, equal_data) -> list[CategoryE
             diffs = [d for d in diffs if np.isfinite(d.value)]
             if diffs:
                 effects.append(CategoryEffect(setting, category, mean_estimate(diffs), len(diffs)))
-    return sorted(effects, key=lambda e: (e.setting != "stl", e.setting, -e.estimate.value))
+    return sorted(effects, key=lambda e: (setting_order(e.setting), e.setting, -e.estimate.value))
 
 
 def _task_rows(results, index, cells, resampler: Resampler, equal_data) -> list[TaskRow]:
@@ -383,8 +407,7 @@ def _progress(results: StudyResults, sizes: dict[str, SizeInfo]) -> list[ArmProg
         for arm in declared_arms(results.config).values()
     }
     progress = []
-    order = {"stl": 0, "mtl": 1, "zero_shot": 2}
-    for (setting, arm), runs in sorted(groups.items(), key=lambda item: (order.get(str(item[0][0]), 3), item[0][1])):
+    for (setting, arm), runs in sorted(groups.items(), key=lambda item: (setting_order(item[0][0]), item[0][1])):
         evaluated = [r for r in runs if r.kind == "evaluate"] or runs
         done_sizes = {r.size for r in evaluated if r.state == "done"}
         progress.append(
@@ -395,7 +418,7 @@ def _progress(results: StudyResults, sizes: dict[str, SizeInfo]) -> list[ArmProg
                 failed=sum(r.state == "failed" for r in evaluated),
                 pending=sum(r.state == "pending" for r in evaluated),
                 errors=tuple(sorted({f"{r.run_id}: {r.error}" for r in runs if r.state == "failed"})),
-                missing_sizes=tuple(s for s in declared.get(arm, []) if s not in done_sizes and setting != "zero_shot"),
+                missing_sizes=tuple(s for s in declared.get(arm, []) if s not in done_sizes and _trains(setting)),
                 wall_hours=sum(r.wall_seconds or 0.0 for r in runs) / 3600,
                 gpu_hours=sum(r.gpu_hours or 0.0 for r in runs),
             )

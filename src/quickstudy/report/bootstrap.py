@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from quickstudy.report.results import RunScores, StudyResults
+from quickstudy.study.layout import known_setting
 
 CONFIDENCE = 0.95
 
@@ -28,11 +29,12 @@ class CellKey:
 
     @property
     def label(self) -> str:
-        if self.setting == "zero_shot":
-            return self.arm if self.arm.lower().replace("-", "_") == "zero_shot" else f"zero-shot {self.arm}"
+        setting = known_setting(self.setting)
+        if setting is not None and not setting.trains:
+            return self.arm if self.arm.lower().replace("-", "_") == setting.name else f"{setting.label} {self.arm}"
         if self.arm.lower().startswith(self.setting):
             return f"{self.arm} @ {self.size}"
-        return f"{self.setting.upper()} {self.arm} @ {self.size}"
+        return f"{setting.label if setting else self.setting.upper()} {self.arm} @ {self.size}"
 
     @property
     def slug(self) -> str:

@@ -19,10 +19,10 @@ from matplotlib.ticker import NullFormatter, NullLocator  # noqa: E402
 from quickstudy.report.analysis import Analysis, CurvePoint  # noqa: E402
 from quickstudy.report.bootstrap import Estimate  # noqa: E402
 from quickstudy.report.thesis import ThesisReading  # noqa: E402
+from quickstudy.study.layout import SETTINGS, ZERO_SHOT, trained_settings  # noqa: E402
 
 OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
 BASELINE_MARKERS = ["s", "D", "^", "v", "P", "X"]
-SETTING_TITLES = {"stl": "STL: one model per task", "mtl": "MTL: one model for all tasks"}
 ROUGE_LABEL = "ROUGE-L F-measure (×100)"
 DPI = 150
 VERDICT_COLOURS = {"helps": "#0072B2", "hurts": "#D55E00", "no clear difference": "#999999"}
@@ -45,9 +45,9 @@ def write_figures(analysis: Analysis, out_dir: Path, reading: ThesisReading | No
     rows = summary_rows(reading) if reading else []
     if rows:
         figures.append(_summary_figure(rows, out_dir / f"{FIGURE_1_1}.png"))
-    if any(setting in analysis.curves for setting in SETTING_TITLES):
+    if any(setting.name in analysis.curves for setting in trained_settings()):
         figures.append(_curves_figure(analysis, out_dir / "sample_efficiency.png"))
-    for setting in SETTING_TITLES:
+    for setting in (s.name for s in trained_settings()):
         figure = _category_bars(analysis, setting, out_dir / f"categories_{setting}.png")
         if figure:
             figures.append(figure)
@@ -125,7 +125,7 @@ def _summary_figure(rows: list[tuple[str, float, str]], path: Path) -> Figure:
 
 
 def _curves_figure(analysis: Analysis, path: Path) -> Figure:
-    settings = [s for s in SETTING_TITLES if s in analysis.curves]
+    settings = [s.name for s in trained_settings() if s.name in analysis.curves]
     fig, axes = plt.subplots(1, len(settings), figsize=(6.4 * len(settings), 5.6), sharey=True, squeeze=False)
     for ax, setting in zip(axes[0], settings):
         _draw_curves(ax, analysis, setting)
@@ -195,7 +195,7 @@ def _draw_curves(ax, analysis: Analysis, setting: str) -> None:
     if ticks:
         ax.set_xlim(ticks[0].x / 1.6, ticks[-1].x * 1.6)
     ax.set_xlabel("training instances per task (log scale)")
-    ax.set_title(SETTING_TITLES[setting])
+    ax.set_title(SETTINGS[setting].title)
     ax.grid(True, axis="y", alpha=0.3)
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), fontsize=8, ncol=1, frameon=False)
 
@@ -207,7 +207,7 @@ def _draw_reference_lines(ax, analysis: Analysis, setting: str) -> None:
         note = "" if reference.setting == setting else " (STL; no MTL full-data baseline)"
         ax.axhline(level.value, color="#000000", ls="--", lw=1.4, label=f"supervised SOTA: {reference.arm} @ all{note}")
         ax.axhspan(level.low, level.high, color="#000000", alpha=0.06, lw=0)
-    for point in analysis.curves.get("zero_shot", []):
+    for point in analysis.curves.get(ZERO_SHOT.name, []):
         ax.axhline(point.estimate.value, color="#CC79A7", ls=":", lw=1.8, label=f"zero-shot ({point.key.arm})")
         ax.axhspan(point.estimate.low, point.estimate.high, color="#CC79A7", alpha=0.10, lw=0)
     for crossover in analysis.crossovers:
@@ -253,7 +253,7 @@ def _category_bars(analysis: Analysis, setting: str, path: Path) -> Figure | Non
     ax.set_xticks(range(len(categories)), ticks, fontsize=8)
     ax.set_ylabel(ROUGE_LABEL)
     ax.set_xlabel("task category")
-    ax.set_title(f"{SETTING_TITLES[setting]}: category scores by training size")
+    ax.set_title(f"{SETTINGS[setting].title}: category scores by training size")
     ax.grid(True, axis="y", alpha=0.3)
     ax.legend(fontsize=8, ncol=min(4, len(keys)), loc="upper center", bbox_to_anchor=(0.5, -0.18))
     _save(fig, path)
@@ -265,7 +265,7 @@ def _category_bars(analysis: Analysis, setting: str, path: Path) -> Figure | Non
 
 
 def _effects_figure(analysis: Analysis, path: Path) -> Figure:
-    settings = [s for s in SETTING_TITLES if any(e.setting == s for e in analysis.category_effects)]
+    settings = [s.name for s in trained_settings() if any(e.setting == s.name for e in analysis.category_effects)]
     fig, axes = plt.subplots(
         1,
         len(settings),

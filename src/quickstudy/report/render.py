@@ -32,6 +32,7 @@ from quickstudy.report.results import METRICS, collect_study
 from quickstudy.report.sections import answer_blocks, report_blocks, study_name
 from quickstudy.report.thesis import ThesisReading, thesis_reading
 from quickstudy.study.config import ReportOptions
+from quickstudy.study.layout import CONFIG_FILE
 
 CSV_COLUMNS = [
     "run_id",
@@ -114,7 +115,7 @@ def report_options(config: dict[str, Any], study_dir: Path, tolerance: float | N
     try:
         return ReportOptions.model_validate(raw)
     except ValidationError as error:
-        where = "--tolerance" if tolerance is not None and "tolerance" in str(error) else study_dir / "study.yaml"
+        where = "--tolerance" if tolerance is not None and "tolerance" in str(error) else study_dir / CONFIG_FILE
         raise StudyError(f"{where}: report.{validation_message(error)}") from None
 
 

@@ -26,6 +26,7 @@ from quickstudy.study.layout import (
     RUNS_DIR,
     SPEC_FILE,
     STATUS_FILE,
+    ZERO_SHOT,
     ZERO_SHOT_SIZE,
     RunKind,
     RunSpec,
@@ -36,6 +37,8 @@ from quickstudy.study.layout import (
 )
 
 METRICS = ("rougeL", "exact_match", "rouge1")
+# The role of an arm whose setting trains nothing, named after that setting.
+ZERO_SHOT_ROLE = ZERO_SHOT.name
 
 
 @dataclass(frozen=True)
@@ -317,7 +320,7 @@ def _role(setting_name: str, instructions: bool | None) -> str:
     """Arm role: zero-shot for a setting that trains nothing, else from whether its prompts carry instructions."""
     setting = known_setting(setting_name)
     if setting is not None and not setting.trains:
-        return "zero_shot"
+        return ZERO_SHOT_ROLE
     return "baseline" if instructions is False else "proposed"
 
 

@@ -13,6 +13,7 @@ from quickstudy.report.forecast.answers import Forecast
 from quickstudy.report.tables import DataTables, data_tables
 from quickstudy.report.thesis import ThesisReading, thesis_reading
 from quickstudy.report.thesis_sections import PROMPT_COLUMNS, data_table_blocks, prompt_columns, thesis_section
+from quickstudy.study.layout import ZERO_SHOT, trained_settings
 from quickstudy.study.plan import leakage_text
 
 TOP_TRUNCATED = 10
@@ -358,19 +359,20 @@ def _category_table(analysis: Analysis, keys: list[CellKey], view: bool) -> Tabl
 
 def _categories(analysis: Analysis, figures: dict[str, Figure]) -> list[Block]:
     blocks: list[Block] = [Heading(2, "Per category")]
-    zero_shot = analysis.ordered_cells("zero_shot")
-    settings = [s for s in ("stl", "mtl") if analysis.ordered_cells(s)]
+    zero_shot = analysis.ordered_cells(ZERO_SHOT.name)
+    settings = [s for s in trained_settings() if analysis.ordered_cells(s.name)]
     if zero_shot and not settings:
         blocks += [_category_table(analysis, zero_shot, view=False), _category_table(analysis, zero_shot, view=True)]
     for setting in settings:
-        keys = analysis.ordered_cells(setting)
-        blocks.append(Heading(3, f"{setting.upper()} (the thesis's Table {'5.1' if setting == 'stl' else '5.2'})"))
+        keys = analysis.ordered_cells(setting.name)
+        table = f" (the thesis's Table {setting.thesis_table})" if setting.thesis_table else ""
+        blocks.append(Heading(3, f"{setting.label}{table}"))
         blocks += [
             _category_table(analysis, keys + zero_shot, view=False),
             _category_table(analysis, keys + zero_shot, view=True),
         ]
-        if f"categories_{setting}" in figures:
-            blocks.append(Image(figures[f"categories_{setting}"]))
+        if f"categories_{setting.name}" in figures:
+            blocks.append(Image(figures[f"categories_{setting.name}"]))
     if analysis.category_effects:
         blocks.append(Heading(3, "Where instructions help or hurt"))
         if "instruction_effect_by_category" in figures:

@@ -129,6 +129,16 @@ def known_setting(name: str | None) -> Setting | None:
     return SETTINGS.get(name) if name is not None else None
 
 
+def trained_settings() -> list[Setting]:
+    """The settings that fine-tune, in the report's reading order (each gets its curves and tables)."""
+    return sorted((s for s in SETTINGS.values() if s.trains), key=lambda s: s.order)
+
+
+def setting_order(name: str | None) -> int:
+    """A setting's place in the report's reading order; unknown settings (and None) last."""
+    return SETTINGS[name].order if name in SETTINGS else len(SETTINGS)
+
+
 def settings_in_order(names: Sequence[str] | set[str]) -> list[str]:
     """`names` in the report's reading order; unknown settings last, by name."""
     return sorted(names, key=lambda name: (SETTINGS[name].order if name in SETTINGS else len(SETTINGS), name))

@@ -25,7 +25,7 @@ from typing import Any
 from quickstudy.errors import ConfigError, StudyError
 from quickstudy.evaluate.predictions import METRICS_FILE
 from quickstudy.study.config import StudyConfig
-from quickstudy.study.layout import SPEC_FILE, STATUS_FILE, TRAIN_DIR, RunSpec, read_run_spec, run_dir
+from quickstudy.study.layout import RUNS_DIR, SPEC_FILE, STATUS_FILE, TRAIN_DIR, RunSpec, read_run_spec, run_dir
 
 _PARAM_KEYS = ("kind", "arm", "setting", "task", "size", "seed", "start_role", "encoding", "instructions", "lora")
 _FIGURE_SUFFIXES = (".png", ".svg", ".pdf")
@@ -119,7 +119,9 @@ class MlflowTracker(Tracker):
         self.client.set_terminated(run_id)
 
     def close(self) -> None:
-        figures = sorted(p for p in self.study_dir.rglob("*") if p.suffix in _FIGURE_SUFFIXES and "runs" not in p.parts)
+        figures = sorted(
+            p for p in self.study_dir.rglob("*") if p.suffix in _FIGURE_SUFFIXES and RUNS_DIR not in p.parts
+        )
         if not figures:
             return
         tracked = self.client.create_run(self.experiment_id, run_name="report", tags={"quickstudy.run_id": "report"})
