@@ -35,11 +35,6 @@ from quickstudy.models.spec import LoraSpec
 from quickstudy.study.layout import SETTINGS
 from quickstudy.train.config import NoBoolsAsNumbers
 
-# Where the three conventional model roles come from (the thesis's f_inst, f_M, f_M1).
-ROLE_INSTRUCTION_TUNED = "instruction_tuned"
-ROLE_BASE = "base"
-ROLE_BASE_PREFINETUNED = "base_prefinetuned"
-
 
 class _Strict(NoBoolsAsNumbers):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
