@@ -85,6 +85,64 @@ class BaseModelCache:
 DEFAULT_CACHE = BaseModelCache()
 
 
+class ResidentModelCache(BaseModelCache):
+    """Keeps one start model resident and hands out one working copy of it, reset in place
+    before each load: every parameter and buffer `copy_`-ed from the resident weights, so
+    the working copy keeps its storage (on the device it was moved to: no re-allocation)
+    instead of being deep-copied per run. LoRA layers a previous run injected are taken out
+    first (their base layers put back), so a LoRA run starts from the same base and only
+    its adapters are new. The working copy is valid until the next `get_or_load`."""
+
+    def __init__(self) -> None:
+        super().__init__(max_entries=1)
+        self._key: str | None = None
+        self._working: _Base | None = None
+
+    def get_or_load(self, spec: ModelSpec) -> _Base:
+        key = _cache_key(spec)
+        if key != self._key or self._working is None:
+            self._working = None  # the old copy goes before the new one is built
+            self._entries.clear()
+            self._working = super().get_or_load(spec)  # a deep copy of the resident weights
+            self._key = key
+            return self._working
+        resident = self._entries[key]
+        reset_in_place(self._working.model, resident.model)
+        return _Base(self._working.model, self._working.tokenizer, resident.is_seq2seq, resident.chat_template)
+
+    def clear(self) -> None:
+        super().clear()
+        self._key, self._working = None, None
+
+
+def reset_in_place(working: torch.nn.Module, resident: torch.nn.Module) -> None:
+    """Make `working` (a copy of `resident`, trained, LoRA-wrapped or moved since) equal to
+    `resident` again without allocating: LoRA layers removed, weights copied, all trainable,
+    training-time switches off."""
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    for name, module in list(working.named_modules()):
+        if isinstance(module, BaseTunerLayer) and name:
+            parent_name, _, child = name.rpartition(".")
+            setattr(working.get_submodule(parent_name), child, module.get_base_layer())
+    for attribute in ("peft_config", "_hf_peft_config_loaded"):
+        if attribute in working.__dict__:
+            delattr(working, attribute)
+    if hasattr(working, "activation_checkpointing_disable"):  # transformers >= 5 renamed it
+        if working.is_activation_checkpointing:
+            working.activation_checkpointing_disable()
+    elif working.is_gradient_checkpointing:
+        working.gradient_checkpointing_disable()
+    working.config.use_cache = resident.config.use_cache
+    with torch.no_grad():
+        for mine, theirs in zip(working.parameters(), resident.parameters(), strict=True):
+            mine.copy_(theirs)
+            mine.requires_grad_(theirs.requires_grad)
+        for mine, theirs in zip(working.buffers(), resident.buffers(), strict=True):
+            mine.copy_(theirs)
+    working.train(resident.training)
+
+
 def load_model(
     spec: ModelSpec, device: str | torch.device | None = None, cache: BaseModelCache = DEFAULT_CACHE
 ) -> LoadedModel:

@@ -23,6 +23,7 @@ from pydantic import (
     Field,
     NonNegativeInt,
     PositiveInt,
+    StrictBool,
     StrictInt,
     ValidationError,
     field_validator,
@@ -132,6 +133,12 @@ class ExecutorConfig(_Strict):
     # Each training run as this many data-parallel processes (torchrun; study/launch.py), each
     # with num_gpus and num_cpus; evaluation runs stay one process.
     processes_per_run: PositiveInt = 1
+    # A worker keeps the start model's weights resident and resets a working copy in place per run
+    # (false: a fresh copy per run, as before).
+    resident: StrictBool = True
+    # A fine-tune and its evaluation run back to back in one worker, the evaluation on the model in
+    # memory; the model is written only with keep_checkpoints (false: written, then read back).
+    fuse: StrictBool = True
 
 
 class ReportOptions(_Strict):

@@ -16,6 +16,7 @@ import time
 import traceback
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +54,47 @@ def checkpoint_dir(study_dir: Path, run_id: str) -> Path:
     return run_dir(study_dir, run_id) / TRAIN_DIR / MODEL_DIR
 
 
-def execute_run(spec: RunSpec, study_dir: Path, reraise_unexpected: bool = False) -> RunOutcome:
+@dataclass(frozen=True)
+class RunGroup:
+    """What one worker executes in a row: a run, then (fused: `executor.fuse`) the evaluate
+    runs of the model it trains, on that model in memory. Each run keeps its own lease,
+    folder and status. `save_model`: the training run writes its model (off only when every
+    run that reads it follows here and `keep_checkpoints` is off). `resident`: start models
+    come from the worker's resident copy, reset in place (`executor.resident`)."""
+
+    run: RunSpec
+    followers: tuple[RunSpec, ...] = ()
+    save_model: bool = True
+    resident: bool = False
+
+
+@cache
+def resident_models() -> Any:
+    """The worker's resident start model (executor.resident): one per process, reused across runs."""
+    from quickstudy.models.loading import ResidentModelCache
+
+    return ResidentModelCache()
+
+
+def execute_group(group: RunGroup, study_dir: Path, reraise_unexpected: bool = False) -> list[RunOutcome]:
+    """Run a group's run, then its followers on its in-memory model if it is done."""
+    memory: dict[str, Any] = {}
+    outcomes = [execute_run(group.run, study_dir, reraise_unexpected, group, memory)]
+    if outcomes[0].state != RunState.DONE:
+        return outcomes  # the followers stay pending, blocked by the failure
+    trained = memory.get("loaded")
+    for follower in group.followers:
+        outcomes.append(execute_run(follower, study_dir, reraise_unexpected, RunGroup(follower), {"loaded": trained}))
+    return outcomes
+
+
+def execute_run(
+    spec: RunSpec,
+    study_dir: Path,
+    reraise_unexpected: bool = False,
+    group: RunGroup | None = None,
+    memory: dict[str, Any] | None = None,
+) -> RunOutcome:
     """Run one planned run under its lease (study.lease): a run another live process holds
     is left alone, reported as not run and not recorded."""
     from quickstudy.study.lease import describe, lease_holder, take_lease
@@ -66,15 +107,22 @@ def execute_run(spec: RunSpec, study_dir: Path, reraise_unexpected: bool = False
         message = f"{folder / LEASE_FILE}: {holder} is running this run; not run twice (run the study again later)"
         return RunOutcome(spec.id, RunState.FAILED, message)
     with lease:
-        return leased_execute_run(spec, study_dir, reraise_unexpected)
+        return leased_execute_run(spec, study_dir, reraise_unexpected, group, memory)
 
 
-def leased_execute_run(spec: RunSpec, study_dir: Path, reraise_unexpected: bool = False) -> RunOutcome:
+def leased_execute_run(
+    spec: RunSpec,
+    study_dir: Path,
+    reraise_unexpected: bool = False,
+    group: RunGroup | None = None,
+    memory: dict[str, Any] | None = None,
+) -> RunOutcome:
     """Run one planned run and record how it ended in its status.json.
 
     A QuickstudyError (bad data, bad config) is recorded as the failure; any other
     error is recorded too and, with `reraise_unexpected`, raised again so that an
-    executor can retry it (out of memory, a lost device)."""
+    executor can retry it (out of memory, a lost device). `memory["loaded"]`: an evaluate
+    run's model already in memory (fused); a training run leaves its trained model there."""
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # one bar over the study's runs; a run's own bars are noise under it
@@ -85,7 +133,11 @@ def leased_execute_run(spec: RunSpec, study_dir: Path, reraise_unexpected: bool 
     started = time.time()
     log_line(folder, f"start {spec.kind} on {socket.gethostname()} pid {os.getpid()}")
     try:
-        extra = run_function(spec)(spec, study_dir)
+        function = run_function(spec)
+        if function in (train_run, evaluate_run):
+            extra = function(spec, study_dir, group or RunGroup(spec), {} if memory is None else memory)
+        else:
+            extra = function(spec, study_dir)
     except Exception as error:  # recorded, then re-raised only for the executor to retry
         message = one_line_error(error)
         log_line(folder, f"failed: {message}\n{traceback.format_exc()}")
@@ -154,8 +206,12 @@ def device_in_use() -> tuple[str, int]:
 # --- the three kinds of run ---------------------------------------------------------
 
 
-def train_run(spec: RunSpec, study_dir: Path) -> dict[str, Any]:
-    """Pre-finetune or fine-tune (train.stages.train_stage); returns the training-data counts the report reads."""
+def train_run(
+    spec: RunSpec, study_dir: Path, group: RunGroup | None = None, memory: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Pre-finetune or fine-tune (train.stages.train_stage); returns the training-data counts the report reads.
+    The trained model is left in `memory["loaded"]` for the group's followers."""
+    group = group or RunGroup(spec)
     from quickstudy.data.splits import SplitConfig
     from quickstudy.prompts.lengths import prompt_lengths
     from quickstudy.study.progress import RunProgressFile
@@ -163,7 +219,7 @@ def train_run(spec: RunSpec, study_dir: Path) -> dict[str, Any]:
     from quickstudy.train.stages import downstream_selection, prefinetune_selection, train_stage
 
     progress = RunProgressFile(study_dir, spec)  # read by the study's progress view
-    loaded = load_start_model(spec, study_dir)
+    loaded = load_start_model(spec, study_dir, resident=group.resident)
     # No per-step bar under the study's bar: a run's steps are in runs/<id>/train/train_log.jsonl.
     training = TrainConfig.model_validate({**spec.training, "progress_bar": False})
     encoding = run_encoding(spec)
@@ -183,7 +239,10 @@ def train_run(spec: RunSpec, study_dir: Path) -> dict[str, Any]:
         seed=spec.seed,
         cache_dir=study_dir / TOKEN_CACHE_DIR,
         on_step=progress.training,
+        save=group.save_model,
     )
+    if memory is not None:
+        memory["loaded"] = loaded
     counts = {
         "train_instances": {s.task.name: len(s.instances) for s in selections},
         "train_steps": result.steps,
@@ -206,9 +265,12 @@ def run_encoding(spec: RunSpec) -> Any:
     return resolve_encoding(spec.encoding_options | {"name": spec.encoding})
 
 
-def evaluate_run(spec: RunSpec, study_dir: Path) -> dict[str, Any]:
+def evaluate_run(
+    spec: RunSpec, study_dir: Path, group: RunGroup | None = None, memory: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Predict every test instance of the run's tasks (evaluate.evaluate_model, as `quickstudy
-    predict` does); write predictions.jsonl and metrics.json."""
+    predict` does); write predictions.jsonl and metrics.json. The model is `memory["loaded"]`
+    when fused with its training run (a LoRA model merged, as loading its saved adapter does)."""
     import torch
 
     from quickstudy.data.splits import SplitConfig, task_split
@@ -217,7 +279,12 @@ def evaluate_run(spec: RunSpec, study_dir: Path) -> dict[str, Any]:
     from quickstudy.study.progress import RunProgressFile
 
     progress = RunProgressFile(study_dir, spec)  # read by the study's progress view
-    loaded = load_start_model(spec, study_dir, device="cuda" if torch.cuda.is_available() else None)
+    device = "cuda" if torch.cuda.is_available() else None
+    loaded = (memory or {}).get("loaded")
+    if loaded is None:
+        loaded = load_start_model(spec, study_dir, device=device, resident=(group or RunGroup(spec)).resident)
+    else:
+        loaded = in_memory_start(loaded, device)
     split = SplitConfig(**spec.splits)
     selections = [TaskInstances(task, task_split(task, split).test) for task in checked_tasks(spec)]
     generation = spec.generation
@@ -235,16 +302,29 @@ def evaluate_run(spec: RunSpec, study_dir: Path) -> dict[str, Any]:
     return {"test_instances": {s.task.name: len(s.instances) for s in selections}}
 
 
-def load_start_model(spec: RunSpec, study_dir: Path, device: str | None = None) -> Any:
+def in_memory_start(loaded: Any, device: str | None) -> Any:
+    """A trained model handed over in memory as an evaluate run's start: a LoRA model merged
+    into its base (as loading its saved adapter does), on `device`."""
+    from dataclasses import replace
+
+    from peft import PeftModel
+
+    model = loaded.model.merge_and_unload() if isinstance(loaded.model, PeftModel) else loaded.model
+    return replace(loaded, model=model.to(device) if device is not None else model)
+
+
+def load_start_model(spec: RunSpec, study_dir: Path, device: str | None = None, resident: bool = False) -> Any:
     """The run's start model: a model spec, or the model an upstream run trained (a LoRA
-    adapter is loaded onto its base and merged); with fresh LoRA adapters when the run trains them."""
-    from quickstudy.models.loading import BaseModelCache, load_model
+    adapter is loaded onto its base and merged); with fresh LoRA adapters when the run trains them.
+    `resident`: a spec's or pre-finetuned model's weights come from the worker's resident copy."""
+    from quickstudy.models.loading import DEFAULT_CACHE, BaseModelCache, load_model
     from quickstudy.models.spec import ModelSpec
 
     model = spec.model
     lora = {"lora": spec.adapter} if spec.adapter is not None else {}
+    cache = resident_models() if resident else DEFAULT_CACHE
     if "spec" in model:
-        return load_model(ModelSpec.model_validate({**model["spec"], **lora}), device=device)
+        return load_model(ModelSpec.model_validate({**model["spec"], **lora}), device=device, cache=cache)
     path = checkpoint_dir(study_dir, model["run"])
     if not path.is_dir():
         raise StudyError(f"{path}: the model of run {model['run']} is missing; re-run the study to rebuild it")
@@ -256,7 +336,7 @@ def load_start_model(spec: RunSpec, study_dir: Path, device: str | None = None) 
             device=device,
             cache=BaseModelCache(max_entries=0),
         )
-    return load_model(ModelSpec.model_validate({"name_or_path": str(path), **lora}), device=device)
+    return load_model(ModelSpec.model_validate({"name_or_path": str(path), **lora}), device=device, cache=cache)
 
 
 def checked_tasks(spec: RunSpec) -> list[Any]:

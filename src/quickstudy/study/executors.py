@@ -17,9 +17,9 @@ from typing import Any, Protocol
 
 from quickstudy.errors import ConfigError
 from quickstudy.study.config import ExecutorConfig
-from quickstudy.study.execute import RunOutcome, execute_run, one_line_error, write_status
+from quickstudy.study.execute import RunGroup, RunOutcome, execute_group, one_line_error, write_status
 from quickstudy.study.launch import run_resources
-from quickstudy.study.layout import RunSpec, RunState, run_dir
+from quickstudy.study.layout import RunState, run_dir
 from quickstudy.study.lease import die_with_parent
 from quickstudy.study.status import run_state
 
@@ -27,7 +27,7 @@ from quickstudy.study.status import run_state
 class Executor(Protocol):
     capacity: int
 
-    def submit(self, spec: RunSpec) -> None: ...
+    def submit(self, group: RunGroup) -> None: ...
 
     def running(self) -> int: ...
 
@@ -51,16 +51,16 @@ class InProcessExecutor:
 
     def __init__(self, study_dir: Path):
         self.study_dir = study_dir
-        self._queue: deque[RunSpec] = deque()
+        self._queue: deque[RunGroup] = deque()
 
-    def submit(self, spec: RunSpec) -> None:
-        self._queue.append(spec)
+    def submit(self, group: RunGroup) -> None:
+        self._queue.append(group)
 
     def running(self) -> int:
         return len(self._queue)
 
     def wait_any(self) -> list[RunOutcome]:
-        return [execute_run(self._queue.popleft(), self.study_dir)] if self._queue else []
+        return execute_group(self._queue.popleft(), self.study_dir) if self._queue else []
 
     def close(self) -> None:
         self._queue.clear()
@@ -78,10 +78,10 @@ class ProcessExecutor:
             initializer=_start_worker,
             initargs=(max(1, int(config.num_cpus)), os.getpid()),
         )
-        self._futures: dict[Future[RunOutcome], str] = {}
+        self._futures: dict[Future[list[RunOutcome]], RunGroup] = {}
 
-    def submit(self, spec: RunSpec) -> None:
-        self._futures[self._pool.submit(execute_run, spec, self.study_dir)] = spec.id
+    def submit(self, group: RunGroup) -> None:
+        self._futures[self._pool.submit(execute_group, group, self.study_dir)] = group
 
     def running(self) -> int:
         return len(self._futures)
@@ -90,9 +90,9 @@ class ProcessExecutor:
         finished, _ = wait(list(self._futures), return_when=FIRST_COMPLETED)
         outcomes = []
         for future in finished:
-            run_id = self._futures.pop(future)
+            group = self._futures.pop(future)
             error = future.exception()
-            outcomes.append(future.result() if error is None else lost_run(self.study_dir, run_id, error))
+            outcomes += future.result() if error is None else lost_group(self.study_dir, group, error)
         return outcomes
 
     def close(self) -> None:
@@ -139,15 +139,15 @@ class RayExecutor:
                 ) from None
         self.config = config
         self._task = ray.remote(_ray_execute_run)
-        self._refs: dict[Any, str] = {}
+        self._refs: dict[Any, RunGroup] = {}
 
-    def submit(self, spec: RunSpec) -> None:
+    def submit(self, group: RunGroup) -> None:
         # A run of N processes is one task holding N processes' resources, so on one node (study.launch)
-        num_cpus, num_gpus = run_resources(spec, self.config)
+        num_cpus, num_gpus = run_resources(group.run, self.config)
         task = self._task.options(
             num_cpus=num_cpus, num_gpus=num_gpus, max_retries=self.config.max_retries, retry_exceptions=True
         )
-        self._refs[task.remote(spec, str(self.study_dir))] = spec.id
+        self._refs[task.remote(group, str(self.study_dir))] = group
 
     def running(self) -> int:
         return len(self._refs)
@@ -156,11 +156,11 @@ class RayExecutor:
         finished, _ = self._ray.wait(list(self._refs), num_returns=1)
         outcomes = []
         for ref in finished:
-            run_id = self._refs.pop(ref)
+            group = self._refs.pop(ref)
             try:
-                outcomes.append(self._ray.get(ref))
+                outcomes += self._ray.get(ref)
             except Exception as error:  # the task failed on every retry, or its worker died
-                outcomes.append(lost_run(self.study_dir, run_id, getattr(error, "cause", None) or error))
+                outcomes += lost_group(self.study_dir, group, getattr(error, "cause", None) or error)
         return outcomes
 
     def close(self) -> None:
@@ -169,9 +169,22 @@ class RayExecutor:
         self._refs.clear()
 
 
-def _ray_execute_run(spec: RunSpec, study_dir: str) -> RunOutcome:
+def _ray_execute_run(group: RunGroup, study_dir: str) -> list[RunOutcome]:
     """The Ray task: unexpected errors are raised again so that Ray retries them."""
-    return execute_run(spec, Path(study_dir), reraise_unexpected=True)
+    return execute_group(group, Path(study_dir), reraise_unexpected=True)
+
+
+def lost_group(study_dir: Path, group: RunGroup, error: BaseException) -> list[RunOutcome]:
+    """The outcomes of a group whose worker raised or died: runs it finished are done, the
+    run it was in is failed (recorded unless it recorded it), runs after that never started."""
+    outcomes = []
+    for spec in (group.run, *group.followers):
+        state = run_state(study_dir, spec.id)[0]
+        if state == RunState.DONE:
+            outcomes.append(RunOutcome(spec.id, RunState.DONE))
+        elif spec.id == group.run.id or not outcomes or outcomes[-1].state == RunState.DONE:
+            outcomes.append(lost_run(study_dir, spec.id, error))
+    return outcomes
 
 
 def lost_run(study_dir: Path, run_id: str, error: BaseException) -> RunOutcome:

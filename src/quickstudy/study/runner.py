@@ -17,9 +17,9 @@ from pathlib import Path
 
 from quickstudy.files import write_json_atomic, write_text_atomic
 from quickstudy.study.config import StudyConfig, resolved_config_yaml
-from quickstudy.study.execute import RunOutcome, checkpoint_dir, remove_checkpoint, write_merged_model
+from quickstudy.study.execute import RunGroup, RunOutcome, checkpoint_dir, remove_checkpoint, write_merged_model
 from quickstudy.study.executors import Executor, make_executor
-from quickstudy.study.layout import CONFIG_FILE, PLAN_FILE, RunKind, RunState
+from quickstudy.study.layout import CONFIG_FILE, PLAN_FILE, RunKind, RunSpec, RunState
 from quickstudy.study.lock import study_lock
 from quickstudy.study.plan import StudyPlan, plan_study
 from quickstudy.study.status import run_state
@@ -88,6 +88,7 @@ def run_study(
                 result,
                 progress,
                 lambda outcome: finished(outcome, plan, study_dir, states, config, tracker),
+                config,
             )
         finally:
             executor.close()
@@ -128,8 +129,10 @@ def schedule(
     result: StudyResult,
     progress: Progress,
     on_finished: Callable[[RunOutcome], None],
+    config: StudyConfig | None = None,
 ) -> None:
-    """Submit runs as their dependencies finish; a failed run blocks the runs after it."""
+    """Submit runs as their dependencies finish; a failed run blocks the runs after it. With
+    `executor.fuse` a fine-tune is submitted with its ready evaluations (execute.RunGroup)."""
     by_id = plan.by_id()
     dependents = dependents_of(plan)
     waiting = {
@@ -142,11 +145,17 @@ def schedule(
     ready = deque(run.id for run in plan.runs if run.id in todo and not waiting[run.id] and run.id not in blocked)
     failed_before = len(result.failed)
     progress.started(len(todo))
+    followers: dict[str, list[str]] = {}  # a submitted run -> the runs fused after it
     while ready or executor.running():
         while ready and executor.running() < executor.capacity:
-            executor.submit(by_id[ready.popleft()])
+            group = run_group(by_id[ready.popleft()], plan, waiting, blocked, states, config)
+            for follower in group.followers:
+                del waiting[follower.id]  # runs in the group; never submitted on its own
+            followers[group.run.id] = [follower.id for follower in group.followers]
+            executor.submit(group)
         progress.update(len(result.done), executor.running(), len(result.failed) - failed_before)
-        for outcome in executor.wait_any():
+        outcomes = executor.wait_any()
+        for outcome in outcomes:
             states[outcome.run_id] = outcome.state
             if outcome.state == RunState.DONE:
                 result.done.append(outcome.run_id)
@@ -159,8 +168,38 @@ def schedule(
             else:
                 result.failed[outcome.run_id] = outcome.error or "failed"
                 blocked |= downstream_of(outcome.run_id, dependents)
+        reported = {outcome.run_id for outcome in outcomes}
+        for run_id in reported & set(followers):  # followers a lost worker never started: on their own
+            ready.extend(f for f in followers.pop(run_id) if f not in reported and f not in blocked)
         progress.update(len(result.done), executor.running(), len(result.failed) - failed_before)
     result.blocked = [run.id for run in plan.runs if run.id in blocked and run.id in todo]
+
+
+def run_group(
+    run: RunSpec,
+    plan: StudyPlan,
+    waiting: dict[str, set[str]],
+    blocked: set[str],
+    states: dict[str, RunState],
+    config: StudyConfig | None,
+) -> RunGroup:
+    """What to submit for `run`: a one-process fine-tune with `executor.fuse` takes along the
+    evaluations waiting on it alone, and writes its model only when kept or still needed."""
+    if config is None:
+        return RunGroup(run)
+    executor = config.executor
+    if not (executor.fuse and run.kind == RunKind.FINETUNE and run.processes == 1):
+        return RunGroup(run, resident=executor.resident)
+    by_id, children = plan.by_id(), dependents_of(plan)[run.id]
+    fused = tuple(
+        by_id[child]
+        for child in children
+        if waiting.get(child) == {run.id} and child not in blocked and by_id[child].kind == RunKind.EVALUATE
+    )
+    fused_ids = {spec.id for spec in fused}
+    needed = any(child not in fused_ids and states.get(child) != RunState.DONE for child in children)
+    save = bool(config.keep_checkpoints) or not fused or needed
+    return RunGroup(run, fused, save_model=save, resident=executor.resident)
 
 
 def downstream_of(run_id: str, dependents: dict[str, list[str]]) -> set[str]:

@@ -78,9 +78,10 @@ def train_model(
     config: TrainConfig,
     out_dir: str | Path,
     on_step: Callable[[int, int, float | None], None] | None = None,
+    save: bool = True,
 ) -> TrainResult:
-    """Train `loaded.model` in place on `encoded`, save it to `<out_dir>/model` and
-    return the run's summary. Resumes from `<out_dir>/checkpoints` when a checkpoint
+    """Train `loaded.model` in place on `encoded`, save it to `<out_dir>/model` (unless not
+    `save`: the caller uses the model in memory) and return the run's summary. Resumes from `<out_dir>/checkpoints` when a checkpoint
     of the same run (same model, data and hyper-parameters) is there. `on_step(step,
     total, last logged loss)` is called on the main process after every optimizer step."""
     out_dir = Path(out_dir)
@@ -209,7 +210,8 @@ def train_model(
     )  # fmt: skip
     trained = accelerator.unwrap_model(model)
     if accelerator.is_main_process:
-        save_model(replace(loaded, model=trained), out_dir / MODEL_DIR)
+        if save:
+            save_model(replace(loaded, model=trained), out_dir / MODEL_DIR)
         write_json_atomic(out_dir / RESULT_FILE, asdict(result), indent=2)
         shutil.rmtree(out_dir / CHECKPOINTS_DIR, ignore_errors=True)
     if config.tensorboard:

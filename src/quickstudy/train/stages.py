@@ -171,9 +171,10 @@ def train_stage(
     seed: int | None = None,
     cache_dir: str | Path | None = None,
     on_step: Callable[[int, int, float | None], None] | None = None,
+    save: bool = True,
 ) -> TrainResult:
     """Train a model (a spec to load, or one loaded already) on the selections, mixed, and
-    leave `<out_dir>/model`: the one training stage of `quickstudy train` and of a study's
+    leave `<out_dir>/model` (not when `save` is off: the trained model is `model`'s, in memory): the one training stage of `quickstudy train` and of a study's
     pre-finetune and fine-tune runs. Selections without instances are dropped; a run that
     finished in `out_dir` is returned as is (refused when it is of another model, data or
     config); `seed` (default: config.seed) picks each instance's training reference."""
@@ -187,7 +188,7 @@ def train_stage(
                 f"{out_dir}: holds a finished run of a different model, data or config; use another output dir"
             )
         return done
-    return train_model(loaded, encoded, config, out_dir, on_step)
+    return train_model(loaded, encoded, config, out_dir, on_step, save)
 
 
 # --- one stage from a YAML file: `quickstudy train CONFIG.yaml --set key=value` ---
