@@ -58,6 +58,23 @@ class Crossover:
 
 
 @dataclass(frozen=True)
+class QuickLearner:
+    """A start model's quickest instruction arm in one setting: its crossover with the SOTA."""
+
+    setting: str
+    start: str
+    crossover: Crossover
+    best: float  # the arm's best ROUGE-L over its sizes
+
+    @property
+    def sort_key(self) -> tuple[bool, float]:
+        """Reached (or at the smallest size) first, by instances per task at the crossover; then the
+        rest by their best score, highest first."""
+        reached = self.crossover.x is not None
+        return (not reached, self.crossover.x if reached else -self.best)
+
+
+@dataclass(frozen=True)
 class Delta:
     kind: str  # "instructions at equal data" | "instruction pre-finetuning" | "MTL - STL"
     a: CellKey
@@ -122,6 +139,12 @@ class Analysis:
     n_boot: int = 0
     category_tasks: dict[str, int] = field(default_factory=dict)  # category (as grouped) -> evaluated tasks
     task_categories: dict[str, str] = field(default_factory=dict)  # task -> category (as grouped)
+    quickest: list[QuickLearner] = field(default_factory=list)  # per setting, start models quickest first
+
+    def start_models(self) -> list[str]:
+        """The start models of the instruction (proposed) arms, in the order the study declares them."""
+        starts = [arm.start for arm in self.results.arms.values() if arm.role == "proposed" and arm.start]
+        return list(dict.fromkeys(starts))
 
     def category_view(self, key: CellKey, category: str) -> tuple[str, Estimate]:
         """SuperNI's category view: exact match for classification-like categories, else ROUGE-L."""
@@ -207,6 +230,7 @@ def analyse(results: StudyResults, n_boot: int = 1000, seed: int = 0, top_catego
         n_boot=n_boot,
         category_tasks=category_tasks,
         task_categories=grouped,
+        quickest=quickest_learners(crossovers, curves, results.arms),
     )
 
 
@@ -317,6 +341,25 @@ def _crossovers(curves, sota, overall, pool: dict[str, int]) -> list[Crossover]:
                 )
             )
     return sorted(found, key=lambda c: (setting_order(c.setting), c.setting, c.arm))
+
+
+def quickest_learners(
+    crossovers: list[Crossover], curves: dict[str, list[CurvePoint]], arms: dict[tuple[str, str], Arm]
+) -> list[QuickLearner]:
+    """Per setting, each start model's quickest instruction arm (the smallest crossover with the
+    supervised SOTA), start models ordered quickest first: which model learns a new task from
+    the fewest examples (those that never reach it after, closest first)."""
+    best: dict[tuple[str, str], QuickLearner] = {}
+    for crossover in crossovers:
+        arm = arms.get((crossover.setting, crossover.arm))
+        if arm is None or not arm.start or crossover.reference is None:
+            continue
+        scores = [p.estimate.value for p in curves.get(crossover.setting, []) if p.key.arm == crossover.arm]
+        learner = QuickLearner(crossover.setting, arm.start, crossover, max(scores, default=-math.inf))
+        found = best.get((crossover.setting, arm.start))
+        if found is None or learner.sort_key < found.sort_key:
+            best[(crossover.setting, arm.start)] = learner
+    return sorted(best.values(), key=lambda q: (q.setting != "stl", q.setting, q.sort_key, q.start))
 
 
 def _equal_data_pairs(cells: dict[CellKey, Cell], arms) -> list[tuple[str, CellKey, CellKey]]:

@@ -154,6 +154,7 @@ def _draw_curves(ax, analysis: Analysis, setting: str) -> None:
     for arm, arm_points in proposed.items():
         colour = next(colours)
         xs = [p.x for p in arm_points]
+        described = analysis.results.arms.get((setting, arm))
         ax.plot(
             xs,
             [p.estimate.value for p in arm_points],
@@ -161,7 +162,7 @@ def _draw_curves(ax, analysis: Analysis, setting: str) -> None:
             color=colour,
             lw=2,
             ms=6,
-            label=f"{arm} (instructions)",
+            label=f"{described.title if described else arm} (instructions)",
             zorder=3,
         )
         ax.fill_between(

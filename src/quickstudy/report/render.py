@@ -200,6 +200,11 @@ def summary(analysis: Analysis, reading: ThesisReading | None = None) -> dict[st
             }
             for c in analysis.crossovers
         ],
+        # per setting, the start models of the instruction arms, quickest to reach the supervised SOTA first
+        "quickest_learner": [
+            {"setting": q.setting, "start": q.start, "arm": q.crossover.arm, "train_per_task": q.crossover.x}
+            for q in analysis.quickest
+        ],
         "deltas": [
             {"kind": d.kind, "a": key(d.a), "b": key(d.b), "rougeL": d.estimate.to_json()} for d in analysis.deltas
         ],

@@ -73,6 +73,17 @@ class Arm:
     start: str | None = None
     encoding: str | None = None
     from_prefinetuned_base: bool = False  # the thesis's baseline 1: a start model pre-finetuned by the study
+    lora: bool = False  # fine-tuned as a LoRA adapter
+
+    @property
+    def title(self) -> str:
+        """The arm as figures and answers name it: its name, start model and LoRA."""
+        details = [f"from {self.start}"] if self.start else []
+        return (
+            f"{self.name} ({', '.join(details + (['LoRA'] if self.lora else []))})"
+            if details or self.lora
+            else self.name
+        )
 
 
 @dataclass(frozen=True)
@@ -301,6 +312,7 @@ def _arms(runs: list[RunRecord], config: dict[str, Any]) -> dict[tuple[str, str]
             start=spec.start_role,
             encoding=spec.encoding,
             from_prefinetuned_base=spec.start_is_prefinetuned,
+            lora=spec.lora,
         )
     return arms
 

@@ -123,7 +123,7 @@ def _header(analysis: Analysis) -> list[Block]:
         )
         arm_rows.append(
             [
-                progress.arm,
+                progress.arm + (" (LoRA)" if arm and arm.lora else ""),
                 progress.setting or "–",
                 arm.role if arm else "–",
                 (arm.start if arm else None) or "–",
@@ -207,7 +207,8 @@ def _completeness(analysis: Analysis) -> list[Block]:
 
 def crossover_sentence(crossover: Crossover, analysis: Analysis) -> str:
     """The crossover in words: where the proposed arm matches the supervised SOTA."""
-    head = f"**{crossover.setting.upper()}** (`{crossover.arm}`)"
+    arm = analysis.results.arms.get((crossover.setting, crossover.arm))
+    head = f"**{crossover.setting.upper()}** (`{crossover.arm}`{_start_text(arm)})"
     if crossover.reference is None:
         return f"{head}: no full-data no-instruction baseline finished, so there is nothing to match."
     level = analysis.overall[crossover.reference]["rougeL"]
@@ -236,6 +237,38 @@ def crossover_sentence(crossover: Crossover, analysis: Analysis) -> str:
     )
 
 
+def _start_text(arm: Any) -> str:
+    """`, from <start model>[, LoRA]` for an arm whose start model is known."""
+    if arm is None:
+        return ""
+    return (f", from `{arm.start}`" if arm.start else "") + (", LoRA" if arm.lora else "")
+
+
+def quickest_learner_sentences(analysis: Analysis) -> list[str]:
+    """Which instruction-tuned model is the quickest learner: per setting, the start models in
+    the order their instruction arms reach the supervised SOTA (interpolated crossover)."""
+    sentences = []
+    for setting in dict.fromkeys(q.setting for q in analysis.quickest):
+        ranked = [q for q in analysis.quickest if q.setting == setting]
+        parts = []
+        for learner in ranked:
+            crossover = learner.crossover
+            where = (
+                f"does not reach it (best {number(learner.best)})"
+                if crossover.x is None
+                else f"≈{number(crossover.x, 0)} instances per task ({percent(crossover.fraction)})"
+            )
+            parts.append(f"`{learner.start}` (`{crossover.arm}`) {where}")
+        first = ranked[0]
+        verdict = (
+            f"`{first.start}`"
+            if first.crossover.x is not None
+            else f"none reaches the supervised SOTA; the closest is `{first.start}`"
+        )
+        sentences.append(f"**{setting.upper()}**: {verdict}; reaching the supervised SOTA: " + "; ".join(parts) + ".")
+    return sentences
+
+
 def delta_sentence(delta, analysis: Analysis) -> str:
     return (
         f"{delta.a.label} vs {delta.b.label}: {signed(delta.estimate.value)} ROUGE-L "
@@ -252,6 +285,11 @@ def answer_blocks(analysis: Analysis) -> list[Block]:
     blocks.append(
         Bullets([crossover_sentence(c, analysis) for c in analysis.crossovers] or ["No instruction arm has finished."])
     )
+    if len(analysis.start_models()) > 1:
+        blocks.append(Paragraph("**Which instruction-tuned model is the quickest learner?**"))
+        blocks.append(
+            Bullets(quickest_learner_sentences(analysis) or ["No start model's instruction arm has finished."])
+        )
     groups = [
         (
             "instruction pre-finetuning",

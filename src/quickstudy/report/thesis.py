@@ -18,7 +18,7 @@ thesis uses (sections 5.1, 5.2), so a result can be compared with it number for 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from quickstudy.report.analysis import Analysis
 from quickstudy.report.bootstrap import CellKey
@@ -109,12 +109,41 @@ class ThesisReading:
     tolerance: float
     settings: dict[str, SettingReading]
     zero_shot: Reference | None
+    # with instruction arms from several start models: start model -> setting -> its reading
+    by_start: dict[str, dict[str, SettingReading]] = field(default_factory=dict)
+
+    def quickest(self, setting: str) -> list[tuple[str, SettingReading]]:
+        """The start models' readings in one setting, the one matching the SOTA at the smallest
+        sampled share first (those that never match last)."""
+        found = [(start, readings[setting]) for start, readings in self.by_start.items() if setting in readings]
+
+        def order(item: tuple[str, SettingReading]) -> tuple[bool, float, str]:
+            matches = item[1].matches_sota
+            if matches is None:  # closest first: the best score at any sampled size
+                return (True, -max((p.rougeL for p in item[1].sizes), default=-math.inf), item[0])
+            return (False, matches.share if matches.share is not None else math.inf, item[0])
+
+        return sorted(found, key=order)
 
     def to_json(self) -> dict:
+        by_start = {
+            start: {setting: reading.to_json() for setting, reading in readings.items()}
+            for start, readings in self.by_start.items()
+        }
+        quickest = {
+            setting: [
+                {"start": start, "matches_size": r.matches_sota.size if r.matches_sota else None,
+                 "matches_share": r.matches_sota.share if r.matches_sota else None}
+                for start, r in self.quickest(setting)
+            ]
+            for setting in SETTINGS
+            if self.quickest(setting)
+        }  # fmt: skip
         return {
             "tolerance": self.tolerance,
             "zero_shot": asdict(self.zero_shot) if self.zero_shot else None,
             **{setting: reading.to_json() for setting, reading in self.settings.items()},
+            **({"by_start": by_start, "quickest_learner": quickest} if by_start else {}),
         }
 
 
@@ -153,19 +182,27 @@ def category_verdicts(
 def thesis_reading(analysis: Analysis, tolerance: float = 1.0) -> ThesisReading:
     """The thesis's reading of every setting that has a proposed arm."""
     settings = {}
+    by_start: dict[str, dict[str, SettingReading]] = {}
+    starts = analysis.start_models()
     for setting in SETTINGS:
         arm = _proposed_arm(analysis, setting)
         if arm is not None:
             settings[setting] = _setting_reading(analysis, setting, arm, tolerance)
+        for start in starts if len(starts) > 1 else []:  # several instruction-tuned models: one reading each
+            start_arm = _proposed_arm(analysis, setting, start)
+            if start_arm is not None:
+                by_start.setdefault(start, {})[setting] = _setting_reading(analysis, setting, start_arm, tolerance)
     zero_shot = next(iter(analysis.ordered_cells("zero_shot")), None)
-    return ThesisReading(tolerance, settings, _reference(analysis, zero_shot) if zero_shot else None)
+    return ThesisReading(tolerance, settings, _reference(analysis, zero_shot) if zero_shot else None, by_start)
 
 
-def _proposed_arm(analysis: Analysis, setting: str) -> str | None:
-    """The setting's proposed arm; with several, the one evaluated at the most sizes."""
+def _proposed_arm(analysis: Analysis, setting: str, start: str | None = None) -> str | None:
+    """The setting's proposed arm (of the start model `start` when given); with several, the one
+    evaluated at the most sizes."""
     counts: dict[str, int] = {}
     for key, cell in analysis.cells.items():
-        if key.setting == setting and cell.role == "proposed":
+        arm = analysis.results.arms.get((key.setting, key.arm))
+        if key.setting == setting and cell.role == "proposed" and (start is None or (arm and arm.start == start)):
             counts[key.arm] = counts.get(key.arm, 0) + 1
     return min(counts, key=lambda arm: (-counts[arm], arm)) if counts else None
 
@@ -290,6 +327,34 @@ def sota_sentences(reading: SettingReading, tolerance: float) -> list[str]:
         sentences.append(
             f"{name} does not reach the supervised SOTA{source} at any sampled size "
             f"(best {best:.2f} vs {sota.rougeL:.2f})."
+        )
+    return sentences
+
+
+def quickest_sentences(reading: ThesisReading) -> list[str]:
+    """Which instruction-tuned model is the quickest learner, per setting, the thesis's way: the
+    smallest sampled size at which each start model's instruction arm matches the SOTA."""
+    sentences = []
+    for setting in SETTINGS:
+        ranked = reading.quickest(setting)
+        if not ranked:
+            continue
+        parts = [
+            f"`{start}` at {r.matches_sota.size} per task ({share_text(r.matches_sota.share)})"
+            if r.matches_sota is not None
+            else f"`{start}` not within the sampled sizes (best {max((p.rougeL for p in r.sizes), default=math.nan):.2f})"
+            for start, r in ranked
+        ]
+        first = ranked[0]
+        verdict = (
+            f"quickest learner: `{first[0]}`"
+            if first[1].matches_sota is not None
+            else f"no start model matches the supervised SOTA; the closest is `{first[0]}`"
+        )
+        sentences.append(
+            f"{setting.upper()} {verdict}; matching the supervised SOTA within {reading.tolerance:g} ROUGE-L: "
+            + ", ".join(parts)
+            + "."
         )
     return sentences
 

@@ -9,6 +9,7 @@ from quickstudy.report.thesis import (
     ThesisReading,
     efficiency_sentence,
     gain_sentence,
+    quickest_sentences,
     share_text,
     sota_sentences,
 )
@@ -44,6 +45,7 @@ def thesis_section(reading: ThesisReading) -> list[Block]:
             f"below {d.from_size} per task (95% interval {d.low:+.2f} to {d.high:+.2f})."
             for d in setting.drops
         ]
+    items += quickest_sentences(reading)
     if reading.zero_shot is not None:
         items.append(f"Zero-shot (`{reading.zero_shot.arm}`, no fine-tuning): {reading.zero_shot.rougeL:.2f}.")
     blocks.append(Bullets(items))
