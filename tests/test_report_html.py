@@ -28,14 +28,16 @@ CHROMIUM_FLAGS = [
 ]
 
 # Runs after the page (and its inline images) loaded: records each image's natural width,
-# clicks the "instruction gain" header of the sortable table and records the column.
+# clicks the "instruction gain" header of the per-task sortable table (other tables sort too) and records the column.
 CHECK_SCRIPT = """
 <script>
 window.addEventListener('load', function () {
   var images = Array.from(document.images).map(function (i) { return {alt: i.alt, width: i.naturalWidth}; });
-  var table = document.querySelector('table.sortable');
-  var headers = Array.from(table.tHead.rows[0].cells).map(function (c) { return c.textContent; });
-  var column = headers.indexOf('instruction gain');
+  var headersOf = function (t) { return Array.from(t.tHead.rows[0].cells).map(function (c) { return c.textContent; }); };
+  var table = Array.from(document.querySelectorAll('table.sortable')).find(function (t) {
+    return headersOf(t).indexOf('instruction gain') >= 0;
+  });
+  var column = headersOf(table).indexOf('instruction gain');
   table.tHead.rows[0].cells[column].click();
   var sorted = Array.from(table.tBodies[0].rows).map(function (r) { return r.cells[column].textContent; });
   var out = document.createElement('pre');

@@ -98,9 +98,9 @@ figure{margin:1em 0}figure img{max-width:100%;height:auto;border:1px solid #eee}
 
 # Sorts a table by the clicked column: numbers numerically (blank and '-' last), text alphabetically.
 SORT_SCRIPT = """
-document.querySelectorAll('table.sortable th').forEach(function(th, col){
+document.querySelectorAll('table.sortable th').forEach(function(th){
   th.addEventListener('click', function(){
-    var table = th.closest('table'), body = table.tBodies[0];
+    var table = th.closest('table'), body = table.tBodies[0], col = th.cellIndex;
     var asc = th.dataset.order !== 'asc'; th.dataset.order = asc ? 'asc' : 'desc';
     var key = function(row){ var t = row.cells[col].textContent.trim(); var n = parseFloat(t.replace(/[+%,]/g, ''));
       return isNaN(n) ? t : n; };
