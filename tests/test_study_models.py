@@ -139,3 +139,26 @@ def test_a_killed_lora_run_resumes_from_its_step_checkpoint_to_the_same_adapter(
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert not (tmp_path / "killed" / "model" / "model.safetensors").exists()  # an adapter, never merged weights
     assert os.path.isfile(tmp_path / "killed" / "model" / MODEL_INFO)
+
+
+def test_the_smoke_study_with_a_lora_arm_and_a_lora_prefinetuned_role_runs_and_resumes(smoke_config, tmp_path):
+    raw = yaml.safe_load(smoke_config.read_text())
+    raw["models"]["base_prefinetuned"]["prefinetune"]["lora"] = LORA
+    raw["arms"] = [
+        {**arm, "lora": LORA} if arm["name"] == "stl_proposed" else arm
+        for arm in raw["arms"]
+        if arm["name"] in ("stl_proposed", "stl_baseline1")
+    ]
+    raw["tasks"]["unseen"] = {"names": ["task066_coref_referent"]}
+    path = tmp_path / "smoke-lora.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    lora, full = plan_study(load_study_config(path)).runs, plan_study(load_study_config(smoke_config)).runs
+    full_ids = {run.id for run in full}
+    # the LoRA arm's fine-tunes, the LoRA pre-finetune and the fine-tunes from it: none is a full fine-tune's run
+    assert all(run.id not in full_ids for run in lora if run.kind != RunKind.EVALUATE)
+    assert [run.lora for run in lora if run.kind == RunKind.PREFINETUNE] == [True]
+    study = tmp_path / "study"
+    first = run_study(load_study_config(path), study)
+    assert first.complete and len(first.done) == first.planned == 1 + 3 * 2  # LoRA pre-finetune; 3 fine-tunes, scored
+    again = run_study(load_study_config(path), study)
+    assert again.complete and again.done == [] and again.already_done == first.planned
