@@ -35,13 +35,29 @@ def official(sample_dir: Path, tmp_path_factory) -> Path:
 
 
 def thesis_on_official_split(official: Path, *extra: str):
-    overrides = [f"collection={official}", f"split_dir={official / 'splits' / 'default'}", *extra]
+    # The sample's task files are truncated (INDEX.tsv), so some unseen tasks have no train pool here;
+    # `short_tasks=keep` plans them anyway, so the counts are the thesis's full 119 tasks.
+    overrides = [f"collection={official}", f"split_dir={official / 'splits' / 'default'}", "short_tasks=keep", *extra]
     return load_study_config(CONFIGS / "thesis.yaml", overrides)
 
 
 @pytest.fixture(scope="module")
 def thesis_plan(official: Path) -> StudyPlan:
     return plan_study(thesis_on_official_split(official))
+
+
+@pytest.mark.superni
+def test_thesis_plan_skips_exactly_the_tasks_with_no_train_pool(official: Path, thesis_plan: StudyPlan) -> None:
+    default = plan_study(thesis_on_official_split(official, "short_tasks=skip"))  # the default
+    held_out = 100 + 10
+    short = {
+        name
+        for name in thesis_plan.unseen_tasks
+        if len(json.loads((official / "tasks" / f"{name}.json").read_text())["Instances"]) <= held_out
+    }
+    assert short and set(default.skipped_tasks) == short == set(default.no_train_pool)
+    assert set(default.unseen_tasks) == set(thesis_plan.unseen_tasks) - short
+    assert not any(run.task in short for run in default.runs)
 
 
 @pytest.mark.superni
@@ -99,7 +115,8 @@ def test_thesis_plan_encodes_the_study(thesis_plan: StudyPlan) -> None:
     assert prefinetune.role == "base_prefinetuned" and prefinetune.start_role == "base" and not prefinetune.instructions
     training = proposed[0].training
     assert (training["learning_rate"], training["lr_scheduler"], training["num_epochs"]) == (5e-5, "constant", 2.0)
-    assert (training["max_source_length"], training["max_target_length"], training["precision"]) == (1024, 128, "bf16")
+    # the thesis ran with a 512-token source budget (its section 5.2.5), not Tk-Instruct's 1,024
+    assert (training["max_source_length"], training["max_target_length"], training["precision"]) == (512, 128, "bf16")
     (zero_shot,) = [run for run in plan.runs if run.setting == "zero_shot"]
     assert zero_shot.kind == RunKind.EVALUATE and zero_shot.depends_on == () and len(zero_shot.tasks) == 119
     assert zero_shot.generation == {"batch_size": 16, "max_new_tokens": 128, "num_beams": 1}
