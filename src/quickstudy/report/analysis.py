@@ -359,7 +359,7 @@ def quickest_learners(
         found = best.get((crossover.setting, arm.start))
         if found is None or learner.sort_key < found.sort_key:
             best[(crossover.setting, arm.start)] = learner
-    return sorted(best.values(), key=lambda q: (q.setting != "stl", q.setting, q.sort_key, q.start))
+    return sorted(best.values(), key=lambda q: (setting_order(q.setting), q.setting, q.sort_key, q.start))
 
 
 def _equal_data_pairs(cells: dict[CellKey, Cell], arms) -> list[tuple[str, CellKey, CellKey]]:
