@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from quickstudy.models.loading import BaseModelCache, ResidentModelCache, load_model
 from quickstudy.models.spec import ModelSpec
@@ -100,3 +101,19 @@ def test_fused_resident_study_equals_the_separate_path_and_resumes(smoke_config:
     assert json.loads((kept / "runs" / evaluation.id / "metrics.json").read_text()) == json.loads(
         (before / "runs" / evaluation.id / "metrics.json").read_text()
     )
+
+
+def test_fused_lora_runs_evaluate_the_merged_adapter_as_a_reload_does(smoke_config: Path, tmp_path: Path) -> None:
+    raw = yaml.safe_load(smoke_config.read_text())
+    raw["models"] = {"instruction_tuned": raw["models"]["instruction_tuned"]}
+    raw["tasks"] = {"unseen": {"names": ["task066_coref_referent"]}}
+    lora = {"r": 4, "alpha": 8, "dropout": 0.0}
+    raw["arms"] = [{"name": "lora", "start": "instruction_tuned", "encoding": "def_pos2", "setting": "stl",
+                    "sizes": [4, 8], "lora": lora}]  # fmt: skip
+    config = tmp_path / "lora.yaml"
+    config.write_text(yaml.safe_dump(raw))
+    old = ["executor.fuse=false", "executor.resident=false"]
+    assert run_study(load_study_config(config, old), tmp_path / "before").complete
+    assert run_study(load_study_config(config), tmp_path / "after").complete
+    assert len(predictions(tmp_path / "after")) == 2
+    assert predictions(tmp_path / "after") == predictions(tmp_path / "before")
