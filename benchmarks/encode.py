@@ -32,11 +32,10 @@ from quickstudy.data.collection import Collection
 from quickstudy.data.records import Instance, Task
 from quickstudy.models.tiny import sentencepiece_tokenizer, word_level_tokenizer
 from quickstudy.prompts.encoding import PromptBuilder, encoding_by_name
+from realdata import SAMPLE  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from reference_encoder import reference_prompt  # noqa: E402  (shared with the training benchmark)
-
-SAMPLE = Path(__file__).resolve().parents[1].parent / "shared" / "superni-sample"
 
 
 def cycled_instances(collection: Collection, n: int) -> list[tuple[Task, Instance]]:

@@ -18,15 +18,15 @@ from __future__ import annotations
 import argparse
 import random
 import time
-from pathlib import Path
 
 from rouge_score import rouge_scorer
 
 from quickstudy.data.collection import Collection
 from quickstudy.evaluate.metrics import normalize_answer, score_records
 from quickstudy.evaluate.predictions import PredictionRecord
+from realdata import SAMPLE  # noqa: E402
 
-DEFAULT_COLLECTION = Path(__file__).resolve().parents[2] / "shared" / "superni-sample"
+DEFAULT_COLLECTION = SAMPLE  # QUICKSTUDY_SUPERNI_SAMPLE
 
 
 def varied_predictions(collection: Collection, minimum: int, seed: int = 0) -> list[PredictionRecord]:

@@ -35,9 +35,9 @@ from pathlib import Path
 import yaml
 
 from quickstudy.data.collection import Collection
+from realdata import SAMPLE  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-SAMPLE = HERE.parents[1] / "shared" / "superni-sample"
 QUICKSTUDY = Path(sys.executable).with_name("quickstudy")
 MODEL = {"d_model": 256, "d_ff": 1024, "num_layers": 2, "num_decoder_layers": 2, "d_kv": 32, "num_heads": 4}
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}

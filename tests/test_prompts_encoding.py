@@ -1,4 +1,4 @@
-"""Prompt encodings against SuperNI's reference encoder output (../shared/golden/prompts.jsonl)."""
+"""Prompt encodings against SuperNI's reference encoder output (QUICKSTUDY_GOLDEN's prompts.jsonl)."""
 
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
 """Prompt encodings: SuperNI's reference layout, byte for byte.
 
 The layout and the token-budget rules are those of the encoder Tk-Instruct was
-trained and evaluated with (`DataCollatorForNI`, text mode); the goldens in
-../shared/golden/prompts.jsonl are its output. `PromptBuilder` lays out each
+trained and evaluated with (`DataCollatorForNI`, text mode); the tests compare
+with its output (the golden prompts found through QUICKSTUDY_GOLDEN). `PromptBuilder` lays out each
 piece of a task's prompt once and, under a budget, decides which demonstrations
 fit from per-piece token counts where the tokenizer allows it.
 """
