@@ -129,10 +129,6 @@ def test_a_new_arm_setting_is_one_table_entry_planned_run_and_reported(
     assert "### PAIRS" in files.markdown.read_text()
 
 
-# The thesis reading and the forecast name the thesis's own two settings (issues 11 and 15); not yet table-driven.
-NOT_YET_TABLE_DRIVEN = {"report/thesis.py", "report/thesis_sections.py", "report/forecast/answers.py"}
-
-
 def test_run_file_names_and_setting_names_are_written_only_in_their_owner() -> None:
     """No string literal outside study/layout.py names a run file or a setting (the stages'
     own output files are named once, in evaluate/predictions.py)."""
@@ -153,6 +149,6 @@ def test_run_file_names_and_setting_names_are_written_only_in_their_owner() -> N
                 continue
             if node.value in owners and owners[node.value] != module:
                 found.append(f"{module}:{node.lineno}: {node.value!r}")
-            if node.value in settings and module != "study/layout.py" and module not in NOT_YET_TABLE_DRIVEN:
+            if node.value in settings and module != "study/layout.py":
                 found.append(f"{module}:{node.lineno}: {node.value!r}")
     assert not found

@@ -22,8 +22,9 @@ from dataclasses import asdict, dataclass, field
 
 from quickstudy.report.analysis import Analysis
 from quickstudy.report.bootstrap import CellKey
+from quickstudy.study.layout import MTL, STL, ZERO_SHOT
 
-SETTINGS = ("stl", "mtl")
+SETTINGS = (STL.name, MTL.name)
 
 
 @dataclass(frozen=True)
@@ -141,7 +142,7 @@ class ThesisReading:
         }  # fmt: skip
         return {
             "tolerance": self.tolerance,
-            "zero_shot": asdict(self.zero_shot) if self.zero_shot else None,
+            ZERO_SHOT.name: asdict(self.zero_shot) if self.zero_shot else None,
             **{setting: reading.to_json() for setting, reading in self.settings.items()},
             **({"by_start": by_start, "quickest_learner": quickest} if by_start else {}),
         }
@@ -192,7 +193,7 @@ def thesis_reading(analysis: Analysis, tolerance: float = 1.0) -> ThesisReading:
             start_arm = _proposed_arm(analysis, setting, start)
             if start_arm is not None:
                 by_start.setdefault(start, {})[setting] = _setting_reading(analysis, setting, start_arm, tolerance)
-    zero_shot = next(iter(analysis.ordered_cells("zero_shot")), None)
+    zero_shot = next(iter(analysis.ordered_cells(ZERO_SHOT.name)), None)
     return ThesisReading(tolerance, settings, _reference(analysis, zero_shot) if zero_shot else None, by_start)
 
 

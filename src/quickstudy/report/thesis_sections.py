@@ -13,6 +13,7 @@ from quickstudy.report.thesis import (
     share_text,
     sota_sentences,
 )
+from quickstudy.study.layout import MTL, STL, RunKind
 
 
 def _score(value: float | None) -> str:
@@ -135,9 +136,9 @@ THESIS_MODELS = (
 def models_trained(analysis: Analysis) -> str:
     """The run count in the thesis's terms: models fine-tuned per setting, and pre-finetuned."""
     runs = analysis.results.runs
-    stl = [r for r in runs if r.kind == "finetune" and r.setting == "stl"]
-    mtl = [r for r in runs if r.kind == "finetune" and r.setting == "mtl"]
-    prefinetuned = sum(r.kind == "prefinetune" for r in runs)
+    stl = [r for r in runs if r.kind == RunKind.FINETUNE and r.setting == STL.name]
+    mtl = [r for r in runs if r.kind == RunKind.FINETUNE and r.setting == MTL.name]
+    prefinetuned = sum(r.kind == RunKind.PREFINETUNE for r in runs)
     tasks = len({r.task for r in stl if r.task})
     per_task = f" ({len(stl) / tasks:g} per task over {tasks} tasks)" if tasks else ""
     return (

@@ -39,6 +39,7 @@ from quickstudy.report.forecast.fit import (
     predict,
     weights_from,
 )
+from quickstudy.study.layout import ZERO_SHOT
 
 TARGET_SOTA = "sota"
 MIN_SIZES = 3
@@ -368,7 +369,7 @@ def _arm_groups(analysis: Analysis) -> tuple[dict[tuple[str, str], list[CellKey]
     """(setting, arm) -> its cells ordered by size, for arms (not zero-shot) with >= MIN_SIZES sizes."""
     groups: dict[tuple[str, str], list[CellKey]] = {}
     for key in analysis.ordered_cells():
-        if key.setting != "zero_shot" and key.size in analysis.sizes:
+        if key.setting != ZERO_SHOT.name and key.size in analysis.sizes:
             groups.setdefault((key.setting, key.arm), []).append(key)
     skipped = [
         f"{setting.upper()} {arm}: {len(keys)} measured size(s), a curve needs {MIN_SIZES}"
