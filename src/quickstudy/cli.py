@@ -18,6 +18,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from quickstudy.data.splits import DEFAULT_N_TEST, DEFAULT_N_VALIDATION
 from quickstudy.errors import Interrupted, QuickstudyError, output_error
 
 app = typer.Typer(
@@ -95,8 +96,10 @@ def data_stats(
     collection: Path = typer.Argument(..., help="Collection folder (tasks/ and splits/, or bare task files)."),
     split: str = typer.Option("default", help="Split folder under splits/."),
     sizes: str = typer.Option("100,200,1000,all", help="Per-task sample sizes: counts, percentages (6%) or 'all'."),
-    n_test: int = typer.Option(100, help="Test instances per unseen task (its first ones)."),
-    n_validation: int = typer.Option(10, help="Validation instances per unseen task (the next ones)."),
+    n_test: int = typer.Option(DEFAULT_N_TEST, help="Test instances per unseen task (its first ones)."),
+    n_validation: int = typer.Option(
+        DEFAULT_N_VALIDATION, help="Validation instances per unseen task (the next ones)."
+    ),
     prefinetune_per_task: int = typer.Option(100, help="Pre-finetuning instances per seen task."),
     seed: int = typer.Option(1, help="Sampling seed."),
     manifest: Path | None = typer.Option(None, help="Also write the selected train instance ids here (JSON)."),
@@ -199,8 +202,10 @@ def data_import(
 def data_leaks(
     collection: Path = typer.Argument(..., help="Collection folder (tasks/ and splits/, or bare task files)."),
     split: str = typer.Option("default", help="Split folder under splits/."),
-    n_test: int = typer.Option(100, help="Test instances per unseen task (its first ones)."),
-    n_validation: int = typer.Option(10, help="Validation instances per unseen task (the next ones)."),
+    n_test: int = typer.Option(DEFAULT_N_TEST, help="Test instances per unseen task (its first ones)."),
+    n_validation: int = typer.Option(
+        DEFAULT_N_VALIDATION, help="Validation instances per unseen task (the next ones)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print every leaked input and the counts as JSON."),
 ) -> None:
     """Test and validation inputs of unseen tasks that also occur in another task's training data."""

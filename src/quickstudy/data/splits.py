@@ -15,13 +15,17 @@ from quickstudy.data.collection import Collection, SplitLists
 from quickstudy.data.records import Instance, Task
 from quickstudy.errors import ConfigError
 
+# SuperNI's held-out instances per unseen task: the one owner of these defaults.
+DEFAULT_N_TEST = 100
+DEFAULT_N_VALIDATION = 10
+
 
 @dataclass(frozen=True)
 class SplitConfig:
     """How many leading instances of each unseen task are held out."""
 
-    n_test: int = 100
-    n_validation: int = 10
+    n_test: int = DEFAULT_N_TEST
+    n_validation: int = DEFAULT_N_VALIDATION
 
     def __post_init__(self) -> None:
         for field in ("n_test", "n_validation"):

@@ -31,6 +31,7 @@ from pydantic import (
 )
 
 from quickstudy.config_files import PathKeys, load_config, validated, validation_message
+from quickstudy.data.splits import DEFAULT_N_TEST, DEFAULT_N_VALIDATION
 from quickstudy.errors import ConfigError
 from quickstudy.models.spec import LoraSpec
 from quickstudy.study.layout import SETTINGS
@@ -57,8 +58,8 @@ class TasksConfig(_Strict):
 class SplitCounts(_Strict):
     """Per unseen task: test = first n_test instances, validation = the next n_validation."""
 
-    n_test: PositiveInt = 100
-    n_validation: NonNegativeInt = 10
+    n_test: PositiveInt = DEFAULT_N_TEST
+    n_validation: NonNegativeInt = DEFAULT_N_VALIDATION
 
 
 class PrefinetuneBuild(_Strict):

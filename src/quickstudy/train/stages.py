@@ -21,7 +21,7 @@ from quickstudy.config_files import PathKeys, load_config
 from quickstudy.data.collection import Collection
 from quickstudy.data.records import Instance, Task
 from quickstudy.data.sampling import nested_samples, parse_size, prefinetune_instances, read_manifest, select_instances
-from quickstudy.data.splits import SplitConfig, task_split
+from quickstudy.data.splits import DEFAULT_N_TEST, DEFAULT_N_VALIDATION, SplitConfig, task_split
 from quickstudy.errors import ConfigError
 from quickstudy.models.loading import LoadedModel, load_model
 from quickstudy.models.spec import ModelSpec
@@ -207,8 +207,8 @@ class DataSection(BaseModel):
     size: str = "all"  # 100, "6%", "all"; a YAML int is read as its text
     n_per_task: int = Field(100, gt=0)
     manifest: str | None = None
-    n_test: int = Field(100, ge=0)
-    n_validation: int = Field(10, ge=0)
+    n_test: int = Field(DEFAULT_N_TEST, ge=0)
+    n_validation: int = Field(DEFAULT_N_VALIDATION, ge=0)
     seed: int = 1
 
     @field_validator("size", mode="before")
