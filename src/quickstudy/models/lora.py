@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 from peft import LoraConfig, PeftModel, TaskType, get_peft_model
 from transformers import PreTrainedModel
 
@@ -43,6 +45,9 @@ def with_lora(model: PreTrainedModel, spec: LoraSpec, is_seq2seq: bool) -> PeftM
         task_type=TaskType.SEQ_2_SEQ_LM if is_seq2seq else TaskType.CAUSAL_LM,
     )
     try:
-        return get_peft_model(model, config)
+        with warnings.catch_warnings():
+            # peft reads transformers' deprecated `is_gradient_checkpointing` alias: a warning users cannot act on
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+            return get_peft_model(model, config)
     except ValueError as error:
         raise ModelError(f"lora.target_modules: {str(error).splitlines()[0]}") from None
