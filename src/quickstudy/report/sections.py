@@ -224,7 +224,12 @@ def crossover_sentence(crossover: Crossover, analysis: Analysis) -> str:
             (p.estimate.value for p in analysis.curves[crossover.setting] if p.key.arm == crossover.arm),
             default=math.nan,
         )
-        tail = f"; the interval's lower end is {percent(low)}" if math.isfinite(x_low) else ""
+        tail = (
+            f"; within the 95% interval it may match from {percent(low)} of the training data"
+            f" (≈{number(x_low, 0)} instances per task)"
+            if math.isfinite(x_low)
+            else ""
+        )
         return f"{head} does not reach {reference}: its best is {number(best)}{tail}."
     share = (
         f"{percent(crossover.fraction)} of the training data"
