@@ -150,3 +150,20 @@ def quickstudy(monkeypatch, capsys):
         return code, captured.out, captured.err
 
     return run
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One intra-op thread in the tests of a module that asks for it (`pytest.mark.usefixtures`) and and in subprocesses: on a shared 2-core machine, torch's
+    spinning thread pool is several times slower than one thread (and Ray's workers use one)."""
+    import torch
+
+    threads, env = torch.get_num_threads(), os.environ.get("OMP_NUM_THREADS")
+    torch.set_num_threads(1)
+    os.environ["OMP_NUM_THREADS"] = "1"
+    yield
+    torch.set_num_threads(threads)
+    if env is None:
+        os.environ.pop("OMP_NUM_THREADS", None)
+    else:
+        os.environ["OMP_NUM_THREADS"] = env

@@ -16,14 +16,7 @@ TRAIN |= {"precision": "fp32", "checkpoint_every_steps": None, "progress_bar": F
 SPLITS = {"n_test": 10, "n_validation": 2}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -20,13 +20,7 @@ from quickstudy.study.layout import RunKind
 from quickstudy.study.plan import plan_study
 from quickstudy.study.runner import run_study
 
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:

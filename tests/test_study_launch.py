@@ -23,9 +23,10 @@ from quickstudy.study.runner import run_study
 from quickstudy.study.status import run_state
 from quickstudy.train.config import TrainConfig
 from quickstudy.train.loop import LOG_FILE, RESULT_FILE, deepspeed_plugin
-from test_study_run import one_torch_thread  # noqa: F401  (autouse: one torch thread per process here too)
 
 CLI = [sys.executable, "-m", "quickstudy.cli"]
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # here and in the launched processes
 
 
 def one_run_study(smoke_config: Path, folder: Path, processes: int, **training) -> Path:

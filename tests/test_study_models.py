@@ -26,12 +26,7 @@ from quickstudy.train.stages import TaskSelection, train_stage
 LORA = {"r": 4, "alpha": 8, "dropout": 0.0}
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def study_config(synth_collection: Path, tmp_path: Path, **changes) -> Path:

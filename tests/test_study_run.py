@@ -28,21 +28,7 @@ from quickstudy.study.status import study_status
 CLI = [sys.executable, "-m", "quickstudy.cli"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """One intra-op thread here and in subprocesses: on a shared 2-core machine, torch's
-    spinning thread pool is several times slower than one thread (and Ray's workers use one)."""
-    import torch
-
-    threads, env = torch.get_num_threads(), os.environ.get("OMP_NUM_THREADS")
-    torch.set_num_threads(1)
-    os.environ["OMP_NUM_THREADS"] = "1"
-    yield
-    torch.set_num_threads(threads)
-    if env is None:
-        os.environ.pop("OMP_NUM_THREADS", None)
-    else:
-        os.environ["OMP_NUM_THREADS"] = env
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def all_metrics(study_dir: Path) -> dict[str, dict]:

@@ -10,6 +10,10 @@ from transformers import PreTrainedModel
 from quickstudy.errors import ModelError
 from quickstudy.models.spec import LoraSpec
 
+# peft (get_peft_model, PeftModel.from_pretrained) reads transformers' deprecated `is_gradient_checkpointing`
+# alias: a FutureWarning users cannot act on. Only that message is silenced.
+warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+
 # The attention projections the LoRA paper adapts (query and value), by config.model_type.
 DEFAULT_TARGET_MODULES: dict[str, tuple[str, ...]] = {
     "t5": ("q", "v"),
@@ -45,9 +49,6 @@ def with_lora(model: PreTrainedModel, spec: LoraSpec, is_seq2seq: bool) -> PeftM
         task_type=TaskType.SEQ_2_SEQ_LM if is_seq2seq else TaskType.CAUSAL_LM,
     )
     try:
-        with warnings.catch_warnings():
-            # peft reads transformers' deprecated `is_gradient_checkpointing` alias: a warning users cannot act on
-            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
-            return get_peft_model(model, config)
+        return get_peft_model(model, config)
     except ValueError as error:
         raise ModelError(f"lora.target_modules: {str(error).splitlines()[0]}") from None
