@@ -50,6 +50,12 @@ class OutputError(QuickstudyError):
     exit_code = 1
 
 
+def first_line(error: BaseException) -> str:
+    """The first line of an error's message (a library's reason, for a one-line error), else its type name."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 def output_error(error: OSError, path: object = None) -> OutputError:
     """An OSError met while writing `path` (else the file the error names), as one line."""
     where = path if path is not None else error.filename

@@ -26,7 +26,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from quickstudy.errors import ModelError
+from quickstudy.errors import ModelError, first_line
 from quickstudy.files import remove_stale_temps, replace_directory
 from quickstudy.models.lora import with_lora
 from quickstudy.models.spec import ModelSpec
@@ -228,7 +228,7 @@ def _load_base(spec: ModelSpec) -> _Base:
     try:
         config = AutoConfig.from_pretrained(name, trust_remote_code=spec.trust_remote_code)
     except (OSError, ValueError) as error:
-        raise ModelError(f"model {name!r}: cannot load its config ({_first_line(error)})") from None
+        raise ModelError(f"model {name!r}: cannot load its config ({first_line(error)})") from None
     is_seq2seq = _is_seq2seq(spec, config)
     auto_class = AutoModelForSeq2SeqLM if is_seq2seq else AutoModelForCausalLM
     try:
@@ -236,7 +236,7 @@ def _load_base(spec: ModelSpec) -> _Base:
             name, config=config, dtype=torch.float32, trust_remote_code=spec.trust_remote_code
         )
     except (OSError, ValueError) as error:
-        raise ModelError(f"model {name!r}: cannot load its weights ({_first_line(error)})") from None
+        raise ModelError(f"model {name!r}: cannot load its weights ({first_line(error)})") from None
     tokenizer = _load_tokenizer(spec.tokenizer or name, spec)
     return _Base(model, tokenizer, is_seq2seq, chat)
 
@@ -247,13 +247,13 @@ def _merged_adapter(spec: ModelSpec, info: dict[str, Any]) -> _Base:
         base_spec = ModelSpec.model_validate(info["base"])
     except (KeyError, ValueError) as error:
         raise ModelError(
-            f"{Path(spec.name_or_path) / MODEL_INFO}: field 'base' is missing or invalid ({_first_line(error)})"
+            f"{Path(spec.name_or_path) / MODEL_INFO}: field 'base' is missing or invalid ({first_line(error)})"
         ) from None
     base = _load_base(base_spec)
     try:
         merged = PeftModel.from_pretrained(base.model, spec.name_or_path).merge_and_unload()
     except (OSError, ValueError) as error:
-        raise ModelError(f"model {spec.name_or_path!r}: cannot load its LoRA adapter ({_first_line(error)})") from None
+        raise ModelError(f"model {spec.name_or_path!r}: cannot load its LoRA adapter ({first_line(error)})") from None
     merged.requires_grad_(True)  # peft froze the base's weights; merged, they are a plain model's to train
     tokenizer = _load_tokenizer(spec.tokenizer or spec.name_or_path, spec)
     chat = info.get("chat_template") if isinstance(info.get("chat_template"), bool) else None
@@ -289,7 +289,7 @@ def prompt_tokenizer(spec: ModelSpec) -> tuple[PreTrainedTokenizerBase, bool]:
         try:
             config = AutoConfig.from_pretrained(spec.name_or_path, trust_remote_code=spec.trust_remote_code)
         except (OSError, ValueError) as error:
-            raise ModelError(f"model {spec.name_or_path!r}: cannot load its config ({_first_line(error)})") from None
+            raise ModelError(f"model {spec.name_or_path!r}: cannot load its config ({first_line(error)})") from None
         is_seq2seq = _is_seq2seq(spec, config)
     where = f"model {spec.name_or_path!r}"
     return tokenizer, uses_chat_template(spec.chat_template, tokenizer, is_seq2seq, where)
@@ -297,8 +297,3 @@ def prompt_tokenizer(spec: ModelSpec) -> tuple[PreTrainedTokenizerBase, bool]:
 
 def _load_tokenizer(name: str, spec: ModelSpec) -> PreTrainedTokenizerBase:
     return tokenizer_by_name(BYT5 if name == "byte" else name, trust_remote_code=spec.trust_remote_code)
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__

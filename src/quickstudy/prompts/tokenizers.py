@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from quickstudy.errors import ModelError
+from quickstudy.errors import ModelError, first_line
 
 BYT5 = "byt5"
 BYT5_CHATML = "byt5-chatml"  # ByT5's bytes plus ChatML's turn tokens and template (prompts.chat)
@@ -39,8 +39,7 @@ def tokenizer_by_name(name: str, trust_remote_code: bool = False) -> Any:
         return AutoTokenizer.from_pretrained(name, trust_remote_code=trust_remote_code)
     except (OSError, ValueError, KeyError, ImportError) as error:
         where = "local folder" if os.path.isdir(name) else "hub id or path"
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ModelError(f"tokenizer {name!r} ({where}): cannot be loaded: {first_line}") from None
+        raise ModelError(f"tokenizer {name!r} ({where}): cannot be loaded: {first_line(error)}") from None
 
 
 class TokenCounter:

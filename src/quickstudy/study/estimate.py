@@ -35,7 +35,7 @@ from quickstudy.data.collection import Collection
 from quickstudy.data.records import Instance, Task
 from quickstudy.data.sampling import parse_size
 from quickstudy.data.splits import SplitConfig, task_split
-from quickstudy.errors import ConfigError, ModelError
+from quickstudy.errors import ConfigError, ModelError, first_line
 from quickstudy.models.spec import ModelSpec
 from quickstudy.prompts.encoding import PromptBuilder, encoding_from_options
 from quickstudy.study.config import PrefinetunedRole, StudyConfig, model_role
@@ -180,8 +180,9 @@ def model_size(spec: ModelSpec) -> ModelSize:
     except (OSError, ValueError) as error:
         guessed = parameters_from_name(spec.name_or_path)
         if guessed is None:
-            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            raise ConfigError(f"model {spec.name_or_path!r}: cannot count its parameters ({first})") from None
+            raise ConfigError(
+                f"model {spec.name_or_path!r}: cannot count its parameters ({first_line(error)})"
+            ) from None
         return ModelSize(guessed, "read from its name: its config is not on this machine")
 
 
@@ -310,7 +311,7 @@ def local_tokenizer(spec: ModelSpec) -> Any:
     try:
         return AutoTokenizer.from_pretrained(name, local_files_only=True, trust_remote_code=spec.trust_remote_code)
     except (OSError, ValueError) as error:
-        raise ModelError(f"cannot be loaded ({str(error).strip().splitlines()[0]})") from None
+        raise ModelError(f"cannot be loaded ({first_line(error)})") from None
 
 
 def role_spec(config: StudyConfig, role: str) -> ModelSpec:
