@@ -133,11 +133,7 @@ def leased_execute_run(
     started = time.time()
     log_line(folder, f"start {spec.kind} on {socket.gethostname()} pid {os.getpid()}")
     try:
-        function = run_function(spec)
-        if function in (train_run, evaluate_run):
-            extra = function(spec, study_dir, group or RunGroup(spec), {} if memory is None else memory)
-        else:
-            extra = function(spec, study_dir)
+        extra = run_function(spec)(spec, study_dir, group or RunGroup(spec), {} if memory is None else memory)
     except Exception as error:  # recorded, then re-raised only for the executor to retry
         message = one_line_error(error)
         log_line(folder, f"failed: {message}\n{traceback.format_exc()}")

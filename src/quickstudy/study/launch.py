@@ -75,9 +75,12 @@ def _gpus(count: float) -> str:
 # --- in the executor's process ------------------------------------------------------------
 
 
-def launched_train_run(spec: RunSpec, study_dir: Path) -> dict[str, Any]:
+def launched_train_run(
+    spec: RunSpec, study_dir: Path, group: Any = None, memory: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Run a training run as `spec.processes` torchrun processes and return what its rank 0
-    counted; a QuickstudyError in any process is raised here as a StudyError with its message."""
+    counted; a QuickstudyError in any process is raised here as a StudyError with its message.
+    The call form of execute.train_run; `group` and `memory` are unused (launched runs are never fused)."""
     folder = run_dir(study_dir, spec.id)
     report = folder / LAUNCHED_FILE
     report.unlink(missing_ok=True)
