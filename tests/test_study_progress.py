@@ -53,10 +53,13 @@ def test_watch_reports_starts_ends_running_runs_and_an_eta_from_finished_walls(t
     for run in RUNS:
         run_dir(tmp_path, run["id"]).mkdir(parents=True)
     finish(tmp_path, "ft-a", "done", 100.0)  # before the watcher: the past, not an event
-    watch = StudyWatch(tmp_path, since=time.time() - 1)
+    watch = StudyWatch(tmp_path, since=time.time() - 60)
     assert watch.poll() == ([], [])
     writer = RunProgressFile(tmp_path, spec(RUNS[1]))
     writer.training(30, 120, 0.5)
+    progress_path = run_dir(tmp_path, "ft-b") / PROGRESS_FILE
+    record = json.loads(progress_path.read_text())
+    write_json_atomic(progress_path, record | {"started": record["updated"] - 30})  # 30 steps in 30 s
     started, ended = watch.poll()
     assert [run.id for run in started] == ["ft-b"] and ended == []
     snapshot = watch.snapshot()
@@ -64,8 +67,9 @@ def test_watch_reports_starts_ends_running_runs_and_an_eta_from_finished_walls(t
     running = snapshot.running[0]
     assert running.how_far() == "step 30/120 loss 0.5000"
     assert running.label() == "stl_proposed t2 size 100 finetune"
-    # ft-b (running, ~100 s left) and ft-c (100 s) are estimated; no evaluate run has finished yet
-    assert snapshot.eta_is_lower_bound and 195 <= snapshot.eta_seconds <= 200
+    # ft-b (running, 90 steps left at 1 s a step) and ft-c (100 s, like ft-a) are estimated; no evaluate
+    # run has finished yet
+    assert snapshot.eta_is_lower_bound and 185 <= snapshot.eta_seconds <= 190
     assert "ETA > 0:03:" in summary_line(snapshot)
     finish(tmp_path, "ft-b", "failed", 5.0, error="ValueError: bad")
     finish(tmp_path, "ev-a", "done", 10.0)
@@ -75,6 +79,50 @@ def test_watch_reports_starts_ends_running_runs_and_an_eta_from_finished_walls(t
     assert (snapshot.done, snapshot.failed, snapshot.running, snapshot.first_error) == (2, 1, [], "ValueError: bad")
     # left: ft-c, a finetune like ft-a (100 s); a failed run is not left (a retry makes it pending again)
     assert (snapshot.eta_seconds, snapshot.eta_is_lower_bound) == (100.0, False)
+
+
+def test_eta_counts_the_steps_running_runs_have_left_at_their_own_pace(tmp_path):
+    """Late in the demo: short STL finetunes have finished in 10 s; two 500-step MTL finetunes that
+    have run 370 s are at step 370, so each needs about 130 s more, whatever the STL runs took."""
+    runs = [
+        {"id": "stl-1", "kind": "finetune", "arm": "proposed", "setting": "stl", "task": "t1", "size": "100"},
+        {"id": "mtl-1", "kind": "finetune", "arm": "proposed", "setting": "mtl", "task": None, "size": "100"},
+        {"id": "mtl-2", "kind": "finetune", "arm": "baseline", "setting": "mtl", "task": None, "size": "100"},
+        {"id": "mtl-3", "kind": "finetune", "arm": "proposed", "setting": "mtl", "task": None, "size": "all"},
+    ]
+    write_json_atomic(tmp_path / PLAN_FILE, {"runs": runs})
+    for run in runs:
+        run_dir(tmp_path, run["id"]).mkdir(parents=True)
+    finish(tmp_path, "stl-1", "done", 10.0)
+    now = time.time()
+    for run in runs[1:3]:
+        facts = {key: run[key] for key in ("id", "kind", "arm", "setting", "task", "size")}
+        record = {**facts, "phase": "training", "done": 370, "total": 500, "loss": 0.5}
+        write_json_atomic(run_dir(tmp_path, run["id"]) / PROGRESS_FILE, record | {"started": now - 370, "updated": now})
+    watch = StudyWatch(tmp_path)
+    watch.poll()
+    snapshot = watch.snapshot(now=now)
+    assert [run.seconds_left(now) for run in snapshot.running] == [130.0, 130.0]
+    # the two running runs (130 s each) and mtl-3 (a finetune: 10 s like stl-1), two at a time
+    assert (snapshot.eta_seconds, snapshot.eta_is_lower_bound) == ((130 + 130 + 10) / 2, False)
+    assert summary_line(snapshot).endswith("ETA 0:02:15")
+    # 20 s later without a new report, 110 s each are left
+    assert watch.snapshot(now=now + 20).eta_seconds == (110 + 110 + 10) / 2
+
+
+def test_eta_is_never_shorter_than_the_longest_running_run(tmp_path):
+    runs = [{"id": f"ft-{i}", "kind": "finetune", "setting": "stl", "task": "t", "size": "100"} for i in range(3)]
+    write_json_atomic(tmp_path / PLAN_FILE, {"runs": runs})
+    for run in runs:
+        run_dir(tmp_path, run["id"]).mkdir(parents=True)
+    now = time.time()
+    for run, done in zip(runs, (10, 90)):  # 1 s a step: 90 and 10 s left
+        record = {**run, "phase": "training", "done": done, "total": 100, "started": now - done, "updated": now}
+        write_json_atomic(run_dir(tmp_path, run["id"]) / PROGRESS_FILE, record)
+    watch = StudyWatch(tmp_path)
+    watch.poll()
+    # (90 + 10) / 2 running at once would say 50 s; ft-0 alone needs 90; ft-2 has no estimate yet
+    assert (watch.snapshot(now=now).eta_seconds, watch.snapshot(now=now).eta_is_lower_bound) == (90.0, True)
 
 
 def test_progress_from_before_the_watcher_is_not_running(tmp_path):

@@ -4,8 +4,8 @@ The process that executes a run (in the runner, a worker process or a Ray node) 
 `runs/<id>/progress.json` (atomically, at most every few seconds): its phase, step/total
 and last loss while training, generated/total while evaluating. Whoever watches the study
 (the runner's live view or log lines, `study status`) reads those files and the runs'
-status.json, so the executors need not report anything. The ETA comes from the wall times
-of the finished runs of the same kind and size.
+status.json, so the executors need not report anything. The ETA comes from the pace of the
+running runs (their steps left) and from the wall times of finished runs like the others.
 """
 
 from __future__ import annotations
@@ -95,6 +95,14 @@ class RunningRun:
         if self.phase == "evaluating":
             return f"generated {self.done}/{self.total}"
         return self.phase
+
+    def seconds_left(self, now: float) -> float | None:
+        """The steps (or generations) left at the pace so far, less the time since the last report;
+        None before the first one."""
+        if not self.done or not self.total or self.phase not in ("training", "evaluating"):
+            return None
+        pace = max(0.0, self.updated - self.started) / self.done
+        return max(0.0, pace * (self.total - self.done) - max(0.0, now - self.updated))
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self) | {"elapsed_seconds": round(time.time() - self.started, 1)}
@@ -206,31 +214,43 @@ class StudyWatch:
         )
 
     def eta_seconds(self, now: float) -> tuple[float | None, int]:
-        """Mean wall time of finished runs of the same kind and size (else of the same kind) for
-        every run not finished, minus what the running ones have done, over the runs at once;
-        and how many runs have no estimate yet (no run of their kind has finished)."""
-        by_kind_size: dict[tuple[str, str], list[float]] = defaultdict(list)
-        by_kind: dict[str, list[float]] = defaultdict(list)
+        """Seconds until every run not finished is done, over the runs at once (never less than the
+        longest running run needs); and how many runs have no estimate yet.
+
+        A running run that has reported steps needs its own pace times the steps it has left;
+        any other run the mean wall time of finished runs like it: the same kind, setting and size,
+        else kind and size, else kind (minus what a running one has done already)."""
+        walls: dict[tuple, list[float]] = defaultdict(list)
         for run_id, finished in self.ended.items():
             if finished.state == "done" and finished.wall_seconds:
-                run = self.runs[run_id]
-                by_kind_size[(run["kind"], str(run.get("size")))].append(finished.wall_seconds)
-                by_kind[run["kind"]].append(finished.wall_seconds)
-        left, unknown, known = 0.0, 0, 0
+                for key in _likeness(self.runs[run_id]):
+                    walls[key].append(finished.wall_seconds)
+        left, longest, unknown, known = 0.0, 0.0, 0, 0
         for run_id, run in self.runs.items():
             if run_id in self.ended:
                 continue
-            walls = by_kind_size.get((run["kind"], str(run.get("size")))) or by_kind.get(run["kind"])
-            if not walls:
-                unknown += 1
-                continue
-            known += 1
-            estimate = fmean(walls)
             progress = self.running.get(run_id)
-            if progress is not None:
-                estimate = max(0.0, estimate - (now - progress.started))
+            estimate = progress.seconds_left(now) if progress is not None else None
+            if estimate is None:
+                like = next((walls[key] for key in _likeness(run) if walls.get(key)), None)
+                if like is None:
+                    unknown += 1
+                    continue
+                estimate = fmean(like)
+                if progress is not None:
+                    estimate = max(0.0, estimate - (now - progress.started))
+            known += 1
             left += estimate
-        return (left / max(1, len(self.running)) if known or not unknown else None), unknown
+            if progress is not None:
+                longest = max(longest, estimate)
+        eta = max(left / max(1, len(self.running)), longest)
+        return (eta if known or not unknown else None), unknown
+
+
+def _likeness(run: dict[str, Any]) -> list[tuple]:
+    """The keys of the runs a run is like, most alike first: kind, setting and size; kind and size; kind."""
+    kind, setting, size = run["kind"], str(run.get("setting")), str(run.get("size"))
+    return [(kind, setting, size), (kind, size), (kind,)]
 
 
 def _finished(path: Path, run_id: str) -> Finished | None:
