@@ -14,6 +14,9 @@ import matplotlib
 matplotlib.use("Agg")
 matplotlib.rcParams["text.parse_math"] = False  # labels carry data (category, arm names): '$' is a dollar, not math
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
+from matplotlib.container import ErrorbarContainer  # noqa: E402
+from matplotlib.figure import Figure as Canvas  # noqa: E402
+from matplotlib.text import Annotation  # noqa: E402
 from matplotlib.ticker import NullFormatter, NullLocator  # noqa: E402
 
 from quickstudy.report.analysis import Analysis, CurvePoint  # noqa: E402
@@ -27,6 +30,8 @@ ROUGE_LABEL = "ROUGE-L F-measure (×100)"
 DPI = 150
 VERDICT_COLOURS = {"helps": "#0072B2", "hurts": "#D55E00", "no clear difference": "#999999"}
 MIN_Y_SPAN = 10.0  # ROUGE-L points
+LABEL_GAP = 4  # points between a crossover label and its line, and between stacked labels
+LABEL_ROWS = 8  # how far down a crossover label may move to stay clear of the others
 FIGURE_1_1 = "figure_1_1"  # the thesis's one-glance summary, the report's first figure
 
 
@@ -124,16 +129,23 @@ def _summary_figure(rows: list[tuple[str, float, str]], path: Path) -> Figure:
     return Figure(FIGURE_1_1, path, "Figure 1.1: at a glance", caption)
 
 
-def _curves_figure(analysis: Analysis, path: Path) -> Figure:
+def sample_efficiency_plot(analysis: Analysis) -> Canvas:
+    """The learning curves, one panel per trained setting, crossover labels clear of each other."""
     settings = [s.name for s in trained_settings() if s.name in analysis.curves]
     fig, axes = plt.subplots(1, len(settings), figsize=(6.4 * len(settings), 5.6), sharey=True, squeeze=False)
-    for ax, setting in zip(axes[0], settings):
-        _draw_curves(ax, analysis, setting)
+    labels = [_draw_curves(ax, analysis, setting) for ax, setting in zip(axes[0], settings)]
     axes[0][0].set_ylabel(ROUGE_LABEL)
     low, high = axes[0][0].get_ylim()
     if high - low < MIN_Y_SPAN:  # e.g. an untrained smoke study scoring 0 everywhere
         low = max(0.0, (low + high - MIN_Y_SPAN) / 2)
         axes[0][0].set_ylim(low, low + MIN_Y_SPAN)
+    for ax, ax_labels in zip(axes[0], labels):  # once the limits are final, so are the labels' boxes
+        _keep_labels_apart(ax, ax_labels)
+    return fig
+
+
+def _curves_figure(analysis: Analysis, path: Path) -> Figure:
+    fig = sample_efficiency_plot(analysis)
     caption = (
         "Overall ROUGE-L against training instances per task (log scale). Lines: instruction-tuned model fine-tuned "
         "with instructions; markers: no-instruction baselines at their size; dashed: full-data no-instruction baseline "
@@ -144,7 +156,8 @@ def _curves_figure(analysis: Analysis, path: Path) -> Figure:
     return Figure("sample_efficiency", path, "Sample efficiency", caption)
 
 
-def _draw_curves(ax, analysis: Analysis, setting: str) -> None:
+def _draw_curves(ax, analysis: Analysis, setting: str) -> list[Annotation]:
+    """Draws one setting's panel; returns its crossover labels."""
     points = analysis.curves[setting]
     proposed: dict[str, list[CurvePoint]] = {}
     baselines: dict[str, list[CurvePoint]] = {}
@@ -187,7 +200,7 @@ def _draw_curves(ax, analysis: Analysis, setting: str) -> None:
                 label=f"{arm} @ {p.key.size} (no instructions)" if i == 0 else None,
                 zorder=4,
             )
-    _draw_reference_lines(ax, analysis, setting)
+    labels = _draw_reference_lines(ax, analysis, setting)
     ax.set_xscale("log")
     ticks = [info for info in analysis.sizes.values()]
     ax.set_xticks([info.x for info in ticks], [info.tick for info in ticks])
@@ -199,9 +212,11 @@ def _draw_curves(ax, analysis: Analysis, setting: str) -> None:
     ax.set_title(SETTINGS[setting].title)
     ax.grid(True, axis="y", alpha=0.3)
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), fontsize=8, ncol=1, frameon=False)
+    return labels
 
 
-def _draw_reference_lines(ax, analysis: Analysis, setting: str) -> None:
+def _draw_reference_lines(ax, analysis: Analysis, setting: str) -> list[Annotation]:
+    """Draws the SOTA and zero-shot levels and the crossovers; returns the crossovers' labels."""
     if setting in analysis.sota:
         reference, _ = analysis.sota[setting]
         level = analysis.overall[reference]["rougeL"]
@@ -211,20 +226,57 @@ def _draw_reference_lines(ax, analysis: Analysis, setting: str) -> None:
     for point in analysis.curves.get(ZERO_SHOT.name, []):
         ax.axhline(point.estimate.value, color="#CC79A7", ls=":", lw=1.8, label=f"zero-shot ({point.key.arm})")
         ax.axhspan(point.estimate.low, point.estimate.high, color="#CC79A7", alpha=0.10, lw=0)
+    labels = []
     for crossover in analysis.crossovers:
         if crossover.setting == setting and crossover.x is not None and math.isfinite(crossover.x):
             share = f", {crossover.fraction:.1%} of data" if crossover.fraction is not None else ""
             ax.axvline(crossover.x, color="#555555", ls=(0, (1, 3)), lw=1)
-            ax.annotate(
-                f"matches SOTA at\n≈{crossover.x:,.0f}/task{share}",
+            named = f"{crossover.arm} " if len({c.arm for c in analysis.crossovers if c.setting == setting}) > 1 else ""
+            label = ax.annotate(
+                f"{named}matches SOTA at\n≈{crossover.x:,.0f}/task{share}",
                 (crossover.x, 0.97),
                 xycoords=("data", "axes fraction"),
-                xytext=(4, 0),
+                xytext=(LABEL_GAP, 0),
                 textcoords="offset points",
                 fontsize=8,
                 color="#333333",
                 va="top",
             )
+            labels.append(label)
+    return labels
+
+
+def _keep_labels_apart(ax, labels: list[Annotation]) -> None:
+    """Moves each label to the first place, right then left of its line and row by row down from
+    the top, where its box overlaps no label placed before it, stays inside the axes and, if it
+    can, clear of the error bars."""
+    renderer = ax.figure.canvas.get_renderer()
+    bars = [
+        part.get_window_extent(renderer)
+        for container in ax.containers
+        if isinstance(container, ErrorbarContainer)
+        for part in container.get_children()
+    ]
+    placed: list = []
+    for label in labels:
+        row = label.get_window_extent(renderer).height * 72 / ax.figure.dpi + LABEL_GAP  # points
+        candidates = [(side, -step * row) for step in range(LABEL_ROWS) for side in (1, -1)]
+        badness = []
+        for candidate in candidates:
+            box = _moved_label_box(label, candidate, renderer)
+            inside = ax.bbox.x0 <= box.x0 and box.x1 <= ax.bbox.x1 and ax.bbox.y0 <= box.y0
+            overlaps = sum(box.overlaps(other) for other in placed), sum(box.overlaps(bar) for bar in bars)
+            badness.append((overlaps[0], not inside, overlaps[1]))
+        best = candidates[badness.index(min(badness))]  # the first of the least bad: labels apart before all
+        placed.append(_moved_label_box(label, best, renderer))
+
+
+def _moved_label_box(label: Annotation, place: tuple[int, float], renderer):
+    """Puts `label` on the right (side 1) or left (-1) of its point, `dy` points down; returns its box."""
+    side, dy = place
+    label.set_horizontalalignment("left" if side > 0 else "right")
+    label.xyann = (side * LABEL_GAP, dy)
+    return label.get_window_extent(renderer)
 
 
 def _category_bars(analysis: Analysis, setting: str, path: Path) -> Figure | None:

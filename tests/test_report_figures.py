@@ -1,0 +1,40 @@
+"""The report's figures, drawn from synthetic studies (tests/studies.py) and measured in the renderer."""
+
+from __future__ import annotations
+
+import math
+from itertools import combinations
+
+import pytest
+
+from quickstudy.report.analysis import analyse
+from quickstudy.report.figures import sample_efficiency_plot
+from quickstudy.report.results import collect_study
+from studies import SyntheticArm, thesis_like_study, write_synthetic_study
+
+# A second STL arm with instructions that reaches the SOTA (70.99) a few per cent of data after the first
+CLOSE_ARM = SyntheticArm("proposed_def", "stl", "instruction_tuned", "def", {"100": 65.5, "200": 68.0, "1000": 71.8})
+
+
+@pytest.fixture(scope="module")
+def two_crossovers(tmp_path_factory):
+    study = thesis_like_study()
+    study.arms.append(CLOSE_ARM)
+    root = write_synthetic_study(tmp_path_factory.mktemp("close"), study)
+    return analyse(collect_study(root), n_boot=50)
+
+
+def test_crossover_labels_close_together_do_not_overlap(two_crossovers):
+    stl = [c for c in two_crossovers.crossovers if c.setting == "stl" and c.status == "reached"]
+    assert len(stl) == 2 and abs(math.log(stl[0].x / stl[1].x)) < 0.05  # within 5% of each other
+    fig = sample_efficiency_plot(two_crossovers)
+    renderer = fig.canvas.get_renderer()
+    assert len(fig.axes) == 2
+    for ax, expected in zip(fig.axes, (2, 1)):  # STL: both arms cross; MTL: the one proposed arm
+        labels = [text for text in ax.texts if "matches SOTA at" in text.get_text()]
+        boxes = [label.get_window_extent(renderer) for label in labels]
+        assert len(boxes) == expected, ax.get_title()
+        for a, b in combinations(boxes, 2):
+            assert not a.overlaps(b), (a, b)
+        for box in boxes:  # inside the panel
+            assert ax.bbox.x0 <= box.x0 and box.x1 <= ax.bbox.x1 and ax.bbox.y0 <= box.y0 <= box.y1 <= ax.bbox.y1
