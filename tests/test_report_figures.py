@@ -8,7 +8,7 @@ from itertools import combinations
 import pytest
 
 from quickstudy.report.analysis import analyse
-from quickstudy.report.figures import sample_efficiency_plot
+from quickstudy.report.figures import instruction_effect_plot, sample_efficiency_plot
 from quickstudy.report.results import collect_study
 from studies import SyntheticArm, thesis_like_study, write_synthetic_study
 
@@ -38,3 +38,12 @@ def test_crossover_labels_close_together_do_not_overlap(two_crossovers):
             assert not a.overlaps(b), (a, b)
         for box in boxes:  # inside the panel
             assert ax.bbox.x0 <= box.x0 and box.x1 <= ax.bbox.x1 and ax.bbox.y0 <= box.y0 <= box.y1 <= ax.bbox.y1
+
+
+def test_help_and_hurt_panels_share_one_x_scale(two_crossovers):
+    fig = instruction_effect_plot(two_crossovers)
+    assert len(fig.axes) == 2
+    stl, mtl = fig.axes
+    assert stl.get_xlim() == mtl.get_xlim()
+    widest = max(abs(e.estimate.high) for e in two_crossovers.category_effects)
+    assert stl.get_xlim()[1] >= widest  # both panels show every interval

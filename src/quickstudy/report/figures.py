@@ -317,13 +317,15 @@ def _category_bars(analysis: Analysis, setting: str, path: Path) -> Figure | Non
     return Figure(f"categories_{setting}", path, f"Categories ({setting.upper()})", caption)
 
 
-def _effects_figure(analysis: Analysis, path: Path) -> Figure:
+def instruction_effect_plot(analysis: Analysis) -> Canvas:
+    """Whether instructions help or hurt per category, one panel per trained setting on one x scale."""
     settings = [s.name for s in trained_settings() if any(e.setting == s.name for e in analysis.category_effects)]
     fig, axes = plt.subplots(
         1,
         len(settings),
         figsize=(5.6 * len(settings), 0.45 * len(analysis.categories) + 1.6),
         squeeze=False,
+        sharex=True,  # equal effects line up across the panels
         sharey=True,
     )
     order = analysis.categories[::-1]
@@ -340,6 +342,11 @@ def _effects_figure(analysis: Analysis, path: Path) -> Figure:
         ax.set_xlabel("Δ ROUGE-L, instructions − no instructions (points)")
         ax.set_title(f"{setting.upper()}: effect of instructions at equal data")
         ax.grid(True, axis="x", alpha=0.3)
+    return fig
+
+
+def _effects_figure(analysis: Analysis, path: Path) -> Figure:
+    fig = instruction_effect_plot(analysis)
     caption = (
         "Per category, ROUGE-L of the instruction arm minus each no-instruction baseline at the same training "
         "size, averaged over those pairs, with 95% bootstrap intervals; blue: instructions help, vermillion: they hurt, grey: the interval includes zero."
