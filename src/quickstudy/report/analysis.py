@@ -118,6 +118,11 @@ class ArmProgress:
     missing_sizes: tuple[str, ...]
     wall_hours: float
     gpu_hours: float
+    # The recorded estimate beside what it estimated: the arm's done runs it covers (by run id),
+    # their estimated compute hours and the device-hours they took (None: no estimate recorded).
+    estimated_runs: int = 0
+    estimated_hours: float | None = None
+    measured_hours: float = 0.0
 
 
 @dataclass
@@ -453,6 +458,8 @@ def _progress(results: StudyResults, sizes: dict[str, SizeInfo]) -> list[ArmProg
     for (setting, arm), runs in sorted(groups.items(), key=lambda item: (setting_order(item[0][0]), item[0][1])):
         evaluated = [r for r in runs if r.kind == "evaluate"] or runs
         done_sizes = {r.size for r in evaluated if r.state == "done"}
+        estimate = results.estimate
+        covered = [r for r in runs if r.state == "done" and estimate and r.run_id in estimate.run_seconds]
         progress.append(
             ArmProgress(
                 setting=setting,
@@ -464,6 +471,9 @@ def _progress(results: StudyResults, sizes: dict[str, SizeInfo]) -> list[ArmProg
                 missing_sizes=tuple(s for s in declared.get(arm, []) if s not in done_sizes and _trains(setting)),
                 wall_hours=sum(r.wall_seconds or 0.0 for r in runs) / 3600,
                 gpu_hours=sum(r.gpu_hours or 0.0 for r in runs),
+                estimated_runs=len(covered),
+                estimated_hours=sum(estimate.run_seconds[r.run_id] for r in covered) / 3600 if estimate else None,
+                measured_hours=sum(r.device_hours for r in covered),
             )
         )
     return progress

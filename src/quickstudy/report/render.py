@@ -238,6 +238,11 @@ def summary(analysis: Analysis, reading: ThesisReading | None = None) -> dict[st
             }
             for row in analysis.tasks
         },
+        "estimate": (
+            {"device": analysis.results.estimate.device, "assumption": analysis.results.estimate.assumption}
+            if analysis.results.estimate
+            else None
+        ),
         "progress": [
             {
                 "setting": p.setting,
@@ -249,6 +254,9 @@ def summary(analysis: Analysis, reading: ThesisReading | None = None) -> dict[st
                 "missing_sizes": list(p.missing_sizes),
                 "wall_hours": p.wall_hours,
                 "gpu_hours": p.gpu_hours,
+                "estimated_runs": p.estimated_runs,
+                "estimated_hours": p.estimated_hours,
+                "measured_hours_of_estimated_runs": p.measured_hours,
             }
             for p in analysis.progress
         ],

@@ -20,6 +20,7 @@ import yaml
 
 from quickstudy.errors import PredictionsError, StudyError
 from quickstudy.evaluate.predictions import PREDICTIONS_FILE
+from quickstudy.study.estimate import RecordedEstimate, recorded_estimate
 from quickstudy.study.layout import (
     CONFIG_FILE,
     PLAN_FILE,
@@ -58,6 +59,13 @@ class RunRecord:
     wall_seconds: float | None = None
     gpu_hours: float | None = None
     device: str | None = None
+
+    @property
+    def device_hours(self) -> float:
+        """Hours of the devices the run held: its GPU-hours, or on the CPU its wall time."""
+        if self.gpu_hours:
+            return self.gpu_hours
+        return (self.wall_seconds or 0.0) / 3600
 
 
 @dataclass(frozen=True)
@@ -111,6 +119,7 @@ class StudyResults:
     train_pool: dict[str, int]  # task -> train instances available
     train_instances: dict[str, dict[str, int]]  # size label -> task -> instances selected
     leakage: dict[str, Any] | None = None  # plan.json's leakage summary (study.plan.leakage_summary)
+    estimate: RecordedEstimate | None = None  # the cost estimated before launch (study.estimate)
 
 
 def collect_study(study_dir: Path) -> StudyResults:
@@ -143,6 +152,7 @@ def collect_study(study_dir: Path) -> StudyResults:
         train_pool=_train_pool(runs),
         train_instances=_train_instances(runs),
         leakage=_plan_leakage(study_dir / PLAN_FILE),
+        estimate=recorded_estimate(study_dir),
     )
 
 

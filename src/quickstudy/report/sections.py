@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from quickstudy.report.analysis import Analysis, Crossover
+from quickstudy.report.analysis import Analysis, ArmProgress, Crossover
 from quickstudy.report.bootstrap import CellKey, Estimate
 from quickstudy.report.document import Block, Bullets, Heading, Image, Paragraph, Table
 from quickstudy.report.figures import FIGURE_1_1, Figure
@@ -113,6 +113,7 @@ def _header(analysis: Analysis) -> list[Block]:
         f"**Hardware**: {', '.join(devices) or 'not recorded'}",
         f"**Compute**: {duration(total_wall)} wall-clock (h:mm:ss, runs summed) and {total_gpu:.2f} GPU-hours over {len(runs)} runs",
         f"**Leakage across tasks**: {leakage_text(results.leakage)}",
+        *_estimate_bullets(analysis),
     ]
     arm_rows = []
     for progress in analysis.progress:
@@ -134,6 +135,7 @@ def _header(analysis: Analysis) -> list[Block]:
                 str(progress.pending),
                 duration(progress.wall_hours),
                 f"{progress.gpu_hours:.2f}",
+                *(_estimate_cells(progress) if results.estimate else []),
             ]
         )
     size_rows = [
@@ -161,10 +163,17 @@ def _header(analysis: Analysis) -> list[Block]:
                 "pending",
                 "wall time (h:mm:ss)",
                 "GPU-hours",
+                *(["estimated (h:mm:ss)", "measured (h:mm:ss)", "measured / estimated"] if results.estimate else []),
             ],
             arm_rows,
-            numeric=[False] * 6 + [True] * 5,
-            caption="Arms (evaluate runs counted; time sums every run of the arm, training included).",
+            numeric=[False] * 6 + [True] * (8 if results.estimate else 5),
+            caption="Arms (evaluate runs counted; time sums every run of the arm, training included)."
+            + (
+                " Estimated: the compute hours recorded before launch for the arm's done runs; measured: the "
+                "device-hours those runs took (GPU-hours, or wall time on the CPU), loading and saving included."
+                if results.estimate
+                else ""
+            ),
         ),
         Table(
             ["size", "train instances per task (mean)", "train instances (all tasks)", "share of train pool"],
@@ -173,6 +182,31 @@ def _header(analysis: Analysis) -> list[Block]:
             caption="Training data per size (as the thesis's Table 4.3).",
         ),
     ]
+
+
+def _estimate_bullets(analysis: Analysis) -> list[str]:
+    """The estimate recorded before launch against what its runs took, in one line."""
+    estimate = analysis.results.estimate
+    if estimate is None:
+        return [
+            "**Estimate before launch**: none recorded (`quickstudy study plan CONFIG --estimate --out STUDY_DIR` "
+            "records one, and this section then shows it beside the measured hours)"
+        ]
+    runs = sum(p.estimated_runs for p in analysis.progress)
+    estimated = sum(p.estimated_hours or 0.0 for p in analysis.progress)
+    measured = sum(p.measured_hours for p in analysis.progress)
+    ratio = f" ({measured / estimated:.2g}x the estimate)" if estimated > 0 else ""
+    return [
+        f"**Estimate before launch** ({estimate.device}; {estimate.assumption}): {duration(estimated)} (h:mm:ss) "
+        f"of compute for the {runs} done runs it covers; they took {duration(measured)} of device time{ratio}"
+    ]
+
+
+def _estimate_cells(progress: ArmProgress) -> list[str]:
+    if progress.estimated_hours is None or not progress.estimated_runs:
+        return ["–", "–", "–"]
+    ratio = progress.measured_hours / progress.estimated_hours if progress.estimated_hours > 0 else math.nan
+    return [duration(progress.estimated_hours), duration(progress.measured_hours), number(ratio, 2)]
 
 
 def _completeness(analysis: Analysis) -> list[Block]:

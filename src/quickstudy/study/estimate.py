@@ -19,6 +19,9 @@ plan (it changes nothing) and, per run:
 
 Compute only: model loading, saving and scoring are not counted. The wall time on N GPUs is
 max(total / N, the longest chain of dependent runs).
+
+The estimate is recorded in the study directory (`ESTIMATE_FILE`, `record_estimate`), where the
+report reads it (`recorded_estimate`) and shows it beside the hours the runs took.
 """
 
 from __future__ import annotations
@@ -35,11 +38,12 @@ from quickstudy.data.collection import Collection
 from quickstudy.data.records import Instance, Task
 from quickstudy.data.sampling import parse_size
 from quickstudy.data.splits import SplitConfig, task_split
-from quickstudy.errors import ConfigError, ModelError, first_line
+from quickstudy.errors import ConfigError, ModelError, StudyError, first_line
+from quickstudy.files import write_json_atomic
 from quickstudy.models.spec import ModelSpec
 from quickstudy.prompts.encoding import PromptBuilder, encoding_from_options
 from quickstudy.study.config import PrefinetunedRole, StudyConfig, model_role
-from quickstudy.study.layout import RunKind, RunSpec
+from quickstudy.study.layout import ESTIMATE_FILE, RunKind, RunSpec
 from quickstudy.study.plan import StudyPlan, arm_label
 
 SAMPLE_PER_TASK = 200  # instances per task whose prompts are built and counted
@@ -146,6 +150,43 @@ class StudyEstimate:
             "wall_hours": self.wall_hours(gpus),
             "runs": [vars(run) for run in self.runs],
         }
+
+
+@dataclass(frozen=True)
+class RecordedEstimate:
+    """What the report needs of a recorded estimate: the device and each run's estimated seconds."""
+
+    device: str
+    assumption: str
+    run_seconds: dict[str, float]  # run id -> seconds of compute
+
+
+def record_estimate(study_dir: Path, estimate: StudyEstimate, gpus: int) -> Path:
+    """Write the estimate into the study directory (atomically); the path written."""
+    path = Path(study_dir) / ESTIMATE_FILE
+    write_json_atomic(path, estimate.to_json(gpus))
+    return path
+
+
+def recorded_estimate(study_dir: Path) -> RecordedEstimate | None:
+    """The estimate recorded in the study directory, or None when there is none."""
+    import json
+
+    path = Path(study_dir) / ESTIMATE_FILE
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return RecordedEstimate(
+            device=str(data["device"]["name"]),
+            assumption=str(data["device"]["assumption"]),
+            run_seconds={str(run["run_id"]): float(run["seconds"]) for run in data["runs"]},
+        )
+    except (ValueError, KeyError, TypeError) as error:
+        raise StudyError(
+            f"{path}: not an estimate written by `study plan --estimate` ({first_line(error)}); "
+            "delete it or estimate again"
+        ) from None
 
 
 # --- parameters --------------------------------------------------------------------------

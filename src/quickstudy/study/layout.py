@@ -4,6 +4,7 @@ the report read.
 
     <study_dir>/study.yaml                 the resolved config the study ran with
     <study_dir>/plan.json                  {runs: [RunSpec.summary(), ...], counts}
+    <study_dir>/estimate.json              the cost estimated before launch (`study plan --estimate`; study.estimate)
     <study_dir>/runs/<run_id>/spec.json    RunSpec (plus, once done, what the run counted)
     <study_dir>/runs/<run_id>/status.json  {state: done|failed, error, started, finished, ...}, written last
     <study_dir>/runs/<run_id>/log.txt      start, end and any traceback
@@ -36,6 +37,8 @@ from quickstudy.errors import ConfigError, StudyError
 
 CONFIG_FILE = "study.yaml"
 PLAN_FILE = "plan.json"
+ESTIMATE_FILE = "estimate.json"
+STUDIES_DIR = "studies"  # where `study run` and `study plan --estimate` put a study by default: studies/<name>
 RUNS_DIR = "runs"
 SPEC_FILE = "spec.json"
 STATUS_FILE = "status.json"
@@ -67,6 +70,10 @@ class RunState(StrEnum):
     DONE = "done"
     FAILED = "failed"
     PENDING = "pending"
+
+
+def default_study_dir(study_name: str) -> Path:
+    return Path(STUDIES_DIR) / study_name
 
 
 def run_dir(study_dir: Path, run_id: str) -> Path:
