@@ -185,14 +185,26 @@ def read_task_list(path: Path, on_problem: OnProblem = raise_problem) -> list[st
 def task_from_file(path: Path, on_problem: OnProblem = raise_problem) -> Task | None:
     """Parse one task file. Returns None only when on_problem did not raise and
     the file could not be parsed into a task at all."""
+    data = task_file_bytes(path, on_problem)
+    return None if data is None else task_from_bytes(data, path, on_problem)
+
+
+def task_file_bytes(path: Path, on_problem: OnProblem = raise_problem) -> bytes | None:
+    """A task file's bytes; None when on_problem did not raise and it cannot be read."""
     try:
         if not stat.S_ISREG(path.stat().st_mode):  # a FIFO would block the read forever
             on_problem(str(path), "is not a regular file")
             return None
-        raw = json.loads(path.read_bytes())
+        return path.read_bytes()
     except OSError as error:
         on_problem(str(path), f"cannot be read ({error.strerror})")
         return None
+
+
+def task_from_bytes(data: bytes, path: Path, on_problem: OnProblem = raise_problem) -> Task | None:
+    """Parse a task file's bytes (read from `path`, which names it in problems)."""
+    try:
+        raw = json.loads(data)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         on_problem(str(path), f"invalid JSON ({error})")
         return None

@@ -12,14 +12,15 @@ sample is drawn, so the nested samples stay nested and seeded.
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from quickstudy.data.collection import Collection
 from quickstudy.data.records import Instance
-from quickstudy.data.splits import SplitConfig, normalised_input, task_split
+from quickstudy.data.splits import SplitConfig, TaskSplit, normalised_input, task_split
 
 UNSEEN_TRAIN = "unseen train pool"
 SEEN = "seen task"
@@ -88,41 +89,107 @@ class LeakAudit:
         }
 
 
+Found = dict[tuple[str, Instance, str, str, str], list[str]]
+"""(unseen task, held-out instance, part, other task, its role) -> the other task's ids that repeat it."""
+
+
+def input_digest(normalised: str) -> bytes:
+    """16 bytes standing for a normalised input (equal digests: equal inputs, but for odds of 2**-128)."""
+    return hashlib.blake2b(normalised.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+
+@dataclass(frozen=True)
+class UnseenKeys:
+    """What the audit keeps of an unseen task once its parsed task is dropped: its held-out
+    instances, and per instance in file order the digest of its input, its id and whether it
+    is in the train pool (about 90 bytes an instance instead of its texts)."""
+
+    name: str
+    own_removed: int
+    held_out: tuple[tuple[str, Instance, str], ...]  # (normalised input, instance, part)
+    digests: bytes  # 16 bytes an instance
+    ids: tuple[str, ...]
+    in_train: bytes  # 1 for an instance of the train pool, else 0
+
+    @classmethod
+    def of(cls, split: TaskSplit) -> UnseenKeys:
+        instances = split.task.instances
+        train = {id(instance) for instance in split.train}
+        return cls(
+            name=split.task.name,
+            own_removed=split.leaked_removed,
+            held_out=tuple(
+                (normalised_input(instance.input), instance, part)
+                for part, held in (("test", split.test), ("validation", split.validation))
+                for instance in held
+            ),
+            digests=b"".join(input_digest(normalised_input(instance.input)) for instance in instances),
+            ids=tuple(instance.id for instance in instances),
+            in_train=bytes(id(instance) in train for instance in instances),
+        )
+
+    def pool(self, role: str) -> Iterator[tuple[bytes, str]]:
+        """(digest, id) of each instance a study may train on in this role: its train pool as an
+        unseen task, every instance as a seen one."""
+        for index, instance_id in enumerate(self.ids):
+            if role == SEEN or self.in_train[index]:
+                yield self.digests[16 * index : 16 * index + 16], instance_id
+
+
+class HeldOutIndex:
+    """The held-out inputs of a study's unseen tasks, against which each training pool is
+    matched as it is read (one task at a time)."""
+
+    def __init__(self, unseen: Sequence[UnseenKeys]):
+        self.unseen = tuple(unseen)
+        self.held_out: dict[str, list[tuple[str, Instance, str]]] = defaultdict(list)
+        for keys in self.unseen:
+            for text, instance, part in keys.held_out:
+                self.held_out[text].append((keys.name, instance, part))
+        self.by_digest = {input_digest(text): text for text in self.held_out}
+
+    def seen_matches(self, name: str, instances: Sequence[Instance]) -> Found:
+        """The held-out inputs a seen task's instances repeat."""
+        return self._found(name, SEEN, ((normalised_input(instance.input), instance.id) for instance in instances))
+
+    def key_matches(self, keys: UnseenKeys, role: str) -> Found:
+        """The held-out inputs an unseen task's pool in `role` repeats, from its kept digests."""
+        return self._found(keys.name, role, ((self.by_digest.get(digest), i) for digest, i in keys.pool(role)))
+
+    def _found(self, other: str, role: str, candidates: Iterable[tuple[str | None, str]]) -> Found:
+        found: Found = defaultdict(list)
+        for text, candidate_id in candidates:
+            for unseen_task, instance, part in self.held_out.get(text, ()) if text is not None else ():
+                if unseen_task != other or role == SEEN:
+                    found[(unseen_task, instance, part, other, role)].append(candidate_id)
+        return found
+
+    def audit(self, seen: Iterable[Found]) -> LeakAudit:
+        """The audit: the unseen tasks' train pools, then the seen tasks' matches, in order."""
+        found: Found = {}
+        for matches in [*(self.key_matches(keys, UNSEEN_TRAIN) for keys in self.unseen), *seen]:
+            found.update(matches)
+        leaks = [
+            Leak(task, instance.id, part, instance.input, other, role, tuple(ids))
+            for (task, instance, part, other, role), ids in found.items()
+        ]
+        return LeakAudit(own_train_removed={keys.name: keys.own_removed for keys in self.unseen}, leaks=tuple(leaks))
+
+
 def leak_audit(
     collection: Collection, seen: Sequence[str], unseen: Sequence[str], config: SplitConfig = SplitConfig()
 ) -> LeakAudit:
     """Every held-out (test, validation) instance of the unseen tasks whose normalised input
     occurs in another unseen task's train pool or in a seen task's instances (its own
-    instances too, for a task both seen and unseen). Tasks are read one at a time."""
-    held_out: dict[str, list[tuple[str, Instance, str]]] = defaultdict(list)
-    own: dict[str, int] = {}
-    for name in unseen:
-        split = task_split(collection.task(name), config)
-        own[name] = split.leaked_removed
-        for part, instances in (("test", split.test), ("validation", split.validation)):
-            for instance in instances:
-                held_out[normalised_input(instance.input)].append((name, instance, part))
-    found: dict[tuple[str, Instance, str, str, str], list[str]] = defaultdict(list)  # -> the other task's ids
-    for other, role, pool in _training_pools(collection, seen, unseen, config):
-        for candidate in pool:
-            for unseen_task, instance, part in held_out.get(normalised_input(candidate.input), ()):
-                if unseen_task != other or role == SEEN:
-                    found[(unseen_task, instance, part, other, role)].append(candidate.id)
-    leaks = [
-        Leak(task, instance.id, part, instance.input, other, role, tuple(ids))
-        for (task, instance, part, other, role), ids in found.items()
-    ]
-    return LeakAudit(own_train_removed=own, leaks=tuple(leaks))
-
-
-def _training_pools(
-    collection: Collection, seen: Sequence[str], unseen: Sequence[str], config: SplitConfig
-) -> Iterator[tuple[str, str, list[Instance]]]:
-    """(task, role, instances a study may train on): unseen train pools, then seen tasks' instances."""
-    for name in unseen:
-        yield name, UNSEEN_TRAIN, task_split(collection.task(name), config).train
-    for name in seen:
-        yield name, SEEN, collection.task(name).instances
+    instances too, for a task both seen and unseen). Each task file is read once, one at a time."""
+    kept = {name: UnseenKeys.of(task_split(collection.task(name), config)) for name in unseen}
+    index = HeldOutIndex([kept[name] for name in unseen])
+    return index.audit(
+        index.key_matches(kept[name], SEEN)
+        if name in kept
+        else index.seen_matches(name, collection.task(name).instances)
+        for name in seen
+    )
 
 
 def without_excluded(instances: Sequence[Instance], excluded: frozenset[str] | set[str]) -> list[Instance]:

@@ -10,8 +10,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from quickstudy.data.collection import Collection, is_plain_task_name, task_from_file
-from quickstudy.data.splits import SplitConfig, task_split
+from quickstudy.data.collection import Collection, OnProblem, is_plain_task_name, task_file_bytes, task_from_bytes
+from quickstudy.data.records import Task
+from quickstudy.data.splits import SplitConfig, TaskSplit, task_split
 from quickstudy.errors import DataError
 
 
@@ -50,35 +51,43 @@ def task_problems(
     names: Iterable[str],
     split_config: SplitConfig | None = None,
     on_task: Callable[[str], None] | None = None,
-    no_train_pool: list[str] | None = None,
 ) -> list[Problem]:
     """Every problem of these task files. With `split_config` (unseen tasks), a task with no
-    test instance is a problem too, and each task whose held-out instances leave no train
-    instance is added to `no_train_pool`."""
+    test instance is a problem too."""
     problems: list[Problem] = []
 
     def collect(where: str, message: str) -> None:
         problems.append(Problem(where, message))
 
     for name in names:
-        path = collection.tasks_dir / f"{name}.json"
-        if not is_plain_task_name(name):
-            collect(str(path), f"task name {name!r} is not a plain file name")
-        problem = collection.file_problem(path)
-        if problem is not None:
-            collect(str(path), problem)
-            task = None
-        else:
-            task = task_from_file(path, on_problem=collect)
+        task, _ = checked_task_file(collection, name, collect)
         if task is not None and split_config is not None:
-            split = task_split(task, split_config)
-            if not split.test:
-                collect(str(path), "no instances to test on")
-            elif not split.train and no_train_pool is not None:
-                no_train_pool.append(name)
+            checked_split(task, split_config, str(collection.tasks_dir / f"{name}.json"), collect)
         if on_task:
             on_task(name)
     return problems
+
+
+def checked_task_file(collection: Collection, name: str, on_problem: OnProblem) -> tuple[Task | None, bytes | None]:
+    """One task file parsed, each problem reported: (the task, None when it is unusable; the
+    file's bytes, None when they cannot be read)."""
+    path = collection.tasks_dir / f"{name}.json"
+    if not is_plain_task_name(name):
+        on_problem(str(path), f"task name {name!r} is not a plain file name")
+    problem = collection.file_problem(path)
+    if problem is not None:
+        on_problem(str(path), problem)
+        return None, None
+    data = task_file_bytes(path, on_problem)
+    return (None, None) if data is None else (task_from_bytes(data, path, on_problem), data)
+
+
+def checked_split(task: Task, config: SplitConfig, where: str, on_problem: OnProblem) -> TaskSplit:
+    """An unseen task's split (`where`: its file); one with no test instance is a problem."""
+    split = task_split(task, config)
+    if not split.test:
+        on_problem(where, "no instances to test on")
+    return split
 
 
 def raise_problems(where: str, problems: list[Problem]) -> None:

@@ -7,11 +7,11 @@ content hash), the encoding, the hyper-parameters and the code version. So a
 finished run is found again by id, and changing one setting changes the ids of
 exactly the runs it affects.
 
-Planning reads split lists and hashes task files (a missing one plans fine and
-fails at run time, naming the file); it reads the tasks a study trains on once, for
-the leakage audit (`data/leaks.py`): with `leakage: remove` the training instances
-that repeat a test or validation input of an unseen task are listed in the training
-runs' identity and left out before any sample is drawn.
+Planning reads split lists and parses each task file the study uses once
+(`survey.py`), to check it, narrow by category, hash it, size train pools and audit
+leakage (`data/leaks.py`): with `leakage: remove` the training instances that repeat a
+test or validation input of an unseen task are listed in the training runs' identity and
+left out before any sample is drawn.
 """
 
 from __future__ import annotations
@@ -30,11 +30,12 @@ import quickstudy
 from quickstudy.data.collection import Collection
 from quickstudy.data.leaks import LeakAudit
 from quickstudy.data.splits import SplitConfig
-from quickstudy.data.validate import Problem, raise_problems, task_problems
-from quickstudy.errors import ConfigError
+from quickstudy.data.validate import Problem, raise_problems
+from quickstudy.errors import ConfigError, DataError
 from quickstudy.models.spec import LoraSpec, ModelSpec
 from quickstudy.study.config import Arm, PrefinetunedRole, StudyConfig, model_role
 from quickstudy.study.layout import ZERO_SHOT_SIZE, RunKind, RunSpec, setting_named
+from quickstudy.study.survey import TaskFacts, TaskSurvey, content_fingerprint
 
 if TYPE_CHECKING:
     from quickstudy.train.config import TrainConfig
@@ -87,16 +88,15 @@ def arm_label(run: RunSpec) -> str:
 def plan_study(config: StudyConfig) -> StudyPlan:
     """Every run of the study, each after the runs it depends on."""
     training_settings(config.training, {}, seed=0, where="training")  # study-wide keys named as written
-    seen, unseen = selected_tasks(config)
-    no_pool = checked_task_files(config, seen, unseen)
+    used = {arm.start for arm in config.arms}
+    prefinetuning = [role for role in used if isinstance(model_role(config, role), PrefinetunedRole)]
+    survey, seen, unseen, no_pool = surveyed_tasks(config, audit_seen=bool(prefinetuning))
     skipped = no_pool if config.short_tasks == "skip" else ()
     unseen = [name for name in unseen if name not in set(skipped)]  # skipped: out of every arm alike
     versions = code_versions()
     runs: list[RunSpec] = []
     start_models: dict[str, dict[str, Any]] = {}
-    used = {arm.start for arm in config.arms}
-    prefinetuning = [role for role in used if isinstance(model_role(config, role), PrefinetunedRole)]
-    audit = checked_leakage(config, seen if prefinetuning else [], unseen)
+    audit = checked_leakage(config, survey, seen if prefinetuning else [], unseen)
     excluded = audit.training_exclusions() if config.leakage == "remove" else {}
     for role in config.models:
         built = model_role(config, role)
@@ -107,7 +107,7 @@ def plan_study(config: StudyConfig) -> StudyPlan:
                         f"models.{role}.prefinetune: no seen tasks to pre-finetune on (list them in the split's "
                         "train_tasks.txt, e.g. with `quickstudy data import --seen`)"
                     )
-                run = prefinetune_run(config, role, built, seen, versions, excluded)
+                run = prefinetune_run(config, survey, role, built, seen, versions, excluded)
                 runs.append(run)
                 start_models[role] = {"run": run.id}
         else:
@@ -118,14 +118,14 @@ def plan_study(config: StudyConfig) -> StudyPlan:
         task_groups = setting.task_groups(unseen)
         if not setting.trains:
             for tasks in task_groups:
-                runs.append(evaluate_run(config, arm, start, tasks, ZERO_SHOT_SIZE, None, versions))
+                runs.append(evaluate_run(config, survey, arm, start, tasks, ZERO_SHOT_SIZE, None, versions))
             continue
         for seed in config.seeds:
-            for size in arm_size_labels(arm, lambda: smallest_train_pool(config, unseen)):
+            for size in arm_size_labels(arm, lambda: smallest_train_pool(config, unseen, survey)):
                 for tasks in task_groups:
-                    finetune = finetune_run(config, arm, start, tasks, size, seed, versions, excluded)
+                    finetune = finetune_run(config, survey, arm, start, tasks, size, seed, versions, excluded)
                     runs.append(finetune)
-                    runs.append(evaluate_run(config, arm, {"run": finetune.id}, tasks, size, seed, versions))
+                    runs.append(evaluate_run(config, survey, arm, {"run": finetune.id}, tasks, size, seed, versions))
     leakage = leakage_summary(config, audit)
     return StudyPlan(
         runs=tuple(runs),
@@ -134,40 +134,38 @@ def plan_study(config: StudyConfig) -> StudyPlan:
         leakage=leakage,
         no_train_pool=no_pool,
         skipped_tasks=skipped,
-        below_smallest_size=below_smallest_size(config, unseen, set(no_pool)),
+        below_smallest_size=below_smallest_size(config, survey, unseen, set(no_pool)),
     )
 
 
-def below_smallest_size(config: StudyConfig, unseen: list[str], no_pool: set[str]) -> dict[str, int]:
+def below_smallest_size(
+    config: StudyConfig, survey: TaskSurvey, unseen: list[str], no_pool: set[str]
+) -> dict[str, int]:
     """Unseen tasks (with a train pool) holding fewer train instances than the smallest numeric
     size an arm asks for: they train on all they have at that size (task -> pool)."""
     numbers = [nominal for arm in config.arms for size in arm.sizes if (nominal := _whole_number(size)) is not None]
     candidates = tuple(name for name in unseen if name not in no_pool)
     if not numbers or not candidates:
         return {}
-    pools = _train_pools(config.collection, config.splits.n_test, config.splits.n_validation, candidates)
-    return {name: pool for name, pool in zip(candidates, pools) if pool < min(numbers)}
+    pools = {name: survey.unseen(name).train_pool or 0 for name in candidates}
+    return {name: pool for name, pool in pools.items() if pool < min(numbers)}
 
 
 def _whole_number(size: str) -> int | None:
     return int(size) if size.isdigit() else None
 
 
-def checked_leakage(config: StudyConfig, seen: list[str], unseen: list[str]) -> LeakAudit:
-    """The leakage audit of the tasks the study trains on (`seen` only when it pre-finetunes);
-    a task both seen and unseen, or with `leakage: refuse` any leak, is a ConfigError."""
-    from quickstudy.data.leaks import leak_audit
-    from quickstudy.data.splits import SplitConfig
-
+def checked_leakage(config: StudyConfig, survey: TaskSurvey, seen: list[str], unseen: list[str]) -> LeakAudit:
+    """The leakage audit of the tasks the study trains on (`seen` only when it pre-finetunes;
+    `unseen` as the survey holds them out); a task both seen and unseen, or with `leakage:
+    refuse` any leak, is a ConfigError."""
     both = [name for name in unseen if name in set(seen)]
     if both and config.leakage != "report":
         raise ConfigError(
             f"tasks {', '.join(both[:5])}{' ...' if len(both) > 5 else ''}: both seen and unseen, so pre-finetuning "
             "would train on their test instances (set leakage: report to run it anyway)"
         )
-    collection = Collection(config.collection)
-    present = [[name for name in names if collection.has_task(name)] for names in (seen, unseen)]
-    audit = leak_audit(collection, *present, config=SplitConfig(**config.splits.model_dump()))
+    audit = survey.leak_audit(seen)
     if audit.leaks and config.leakage == "refuse":
         pairs = "; ".join(f"{p.unseen_task} in {p.other_task}: {p.test + p.validation}" for p in audit.pairs()[:5])
         raise ConfigError(
@@ -272,17 +270,11 @@ def arm_size_labels(arm: Arm, pool: Callable[[], int] | None = None) -> list[str
         raise ConfigError(f"arms.{arm.name}.sizes: {error}") from None
 
 
-@lru_cache(maxsize=8)
-def _train_pools(collection: str, n_test: int, n_validation: int, tasks: tuple[str, ...]) -> tuple[int, ...]:
-    from quickstudy.data.splits import SplitConfig, task_split
-
-    split = SplitConfig(n_test=n_test, n_validation=n_validation)
-    return tuple(len(task_split(Collection(collection).task(name), split).train) for name in tasks)
-
-
-def smallest_train_pool(config: StudyConfig, unseen: list[str]) -> int:
-    """The smallest train pool among the unseen tasks (reads their task files), for `sizes: [auto]`."""
-    pools = _train_pools(config.collection, config.splits.n_test, config.splits.n_validation, tuple(unseen))
+def smallest_train_pool(config: StudyConfig, unseen: list[str], survey: TaskSurvey | None = None) -> int:
+    """The smallest train pool among the unseen tasks (from the survey, else read from their
+    task files), for `sizes: [auto]`."""
+    survey = survey or TaskSurvey(Collection(config.collection), split_counts(config))
+    pools = [survey.unseen(name).train_pool or 0 for name in unseen]
     if min(pools) < 1:
         raise ConfigError(f"sizes: [auto]: task {unseen[pools.index(min(pools))]} has no training instances")
     return min(pools)
@@ -290,6 +282,7 @@ def smallest_train_pool(config: StudyConfig, unseen: list[str]) -> int:
 
 def prefinetune_run(
     config: StudyConfig,
+    survey: TaskSurvey,
     role: str,
     built: PrefinetunedRole,
     seen: list[str],
@@ -306,7 +299,7 @@ def prefinetune_run(
         "kind": RunKind.PREFINETUNE.value,
         "model": {"spec": spec_identity(ModelSpec.model_validate(config.models[build.from_role]))},
         **adapter_identity(adapter),
-        "task_files": task_fingerprints(config, seen),
+        "task_files": task_fingerprints(survey, seen),
         "per_task": build.per_task,
         "seed": build.seed,
         "encoding_options": encoding.options(),
@@ -330,6 +323,7 @@ def prefinetune_run(
 
 def finetune_run(
     config: StudyConfig,
+    survey: TaskSurvey,
     arm: Arm,
     start: dict[str, Any],
     tasks: list[str],
@@ -346,7 +340,7 @@ def finetune_run(
         "setting": arm.setting,
         "model": start,
         **adapter_identity(arm_adapter(config, arm)),
-        "task_files": task_fingerprints(config, tasks),
+        "task_files": task_fingerprints(survey, tasks),
         "splits": config.splits.model_dump(),
         "size": size,
         "seed": seed,
@@ -371,6 +365,7 @@ def finetune_run(
 
 def evaluate_run(
     config: StudyConfig,
+    survey: TaskSurvey,
     arm: Arm,
     model: dict[str, Any],
     tasks: list[str],
@@ -386,7 +381,7 @@ def evaluate_run(
         "arm": arm.name,
         "setting": arm.setting,
         "model": model,
-        "task_files": task_fingerprints(config, tasks),
+        "task_files": task_fingerprints(survey, tasks),
         "splits": config.splits.model_dump(),
         "encoding_options": encoding.options(),
         "max_source_length": training.max_source_length,
@@ -467,15 +462,26 @@ def code_versions() -> dict[str, str]:
     return versions
 
 
-def selected_tasks(config: StudyConfig) -> tuple[list[str], list[str]]:
-    """(seen, unseen) task names: the split's lists, narrowed as the config says."""
+def surveyed_tasks(config: StudyConfig, audit_seen: bool) -> tuple[TaskSurvey, list[str], list[str], tuple[str, ...]]:
+    """(the survey of the study's task files, seen tasks, unseen tasks, those of them whose
+    held-out instances leave no train instance): the split's lists narrowed as the config says,
+    each task file read once (unseen tasks first, so that seen ones are audited as they are
+    read) and checked."""
     seen, unseen = split_lists(config)
     if not unseen:
         raise ConfigError("split: lists no unseen (test) tasks")
-    return (
-        narrowed(config, seen, config.tasks.seen, "tasks.seen") if seen else [],
-        narrowed(config, unseen, config.tasks.unseen, "tasks.unseen"),
-    )
+    survey = TaskSurvey(Collection(config.collection), split_counts(config))
+    unseen = narrowed(unseen, config.tasks.unseen, "tasks.unseen", survey.unseen)
+    no_pool = tuple(name for name in unseen if survey.unseen(name).train_pool == 0)
+    skipped = set(no_pool) if config.short_tasks == "skip" else set()
+    survey.hold_out([name for name in unseen if name not in skipped], audit_seen=audit_seen)
+    seen = narrowed(seen, config.tasks.seen, "tasks.seen", survey.seen) if seen else []
+    checked_task_files(config, survey, seen, unseen, no_pool)
+    return survey, seen, unseen, no_pool
+
+
+def split_counts(config: StudyConfig) -> SplitConfig:
+    return SplitConfig(n_test=config.splits.n_test, n_validation=config.splits.n_validation)
 
 
 def split_lists(config: StudyConfig) -> tuple[list[str], list[str]]:
@@ -505,26 +511,26 @@ def split_lists(config: StudyConfig) -> tuple[list[str], list[str]]:
     return list(lists.train), list(lists.test)
 
 
-def checked_task_files(config: StudyConfig, seen: list[str], unseen: list[str]) -> tuple[str, ...]:
+def checked_task_files(
+    config: StudyConfig, survey: TaskSurvey, seen: list[str], unseen: list[str], no_pool: tuple[str, ...]
+) -> None:
     """Every problem of the task files the study reads, one line each (the checks of `data
-    validate`); returns the unseen tasks whose held-out instances leave no train instance
-    (an error when that is every unseen task and an arm trains)."""
-    collection = Collection(config.collection)
-    counts = SplitConfig(n_test=config.splits.n_test, n_validation=config.splits.n_validation)
+    validate`); unseen tasks whose held-out instances leave no train instance (`no_pool`) are
+    an error when that is every unseen task and an arm trains."""
     held_out = set(unseen)
-    no_pool: list[str] = []
-    problems = task_problems(collection, [name for name in seen if name not in held_out])
-    problems += task_problems(collection, unseen, split_config=counts, no_train_pool=no_pool)
+    problems = [problem for name in seen if name not in held_out for problem in survey.seen(name).problems]
+    problems += [problem for name in unseen for problem in survey.unseen(name).problems]
     raise_problems(config.collection, problems)
     if unseen and len(no_pool) == len(unseen) and any(setting_named(arm.setting).trains for arm in config.arms):
+        counts = split_counts(config)
         raise ConfigError(
             f"splits: n_test {counts.n_test} + n_validation {counts.n_validation} leave no train instance "
             f"in any unseen task ({', '.join(no_pool[:3])}{' ...' if len(no_pool) > 3 else ''})"
         )
-    return tuple(no_pool)
 
 
-def narrowed(config: StudyConfig, names: list[str], selection: Any, where: str) -> list[str]:
+def narrowed(names: list[str], selection: Any, where: str, read: Callable[[str], TaskFacts]) -> list[str]:
+    """The names the selection keeps (`read`: a task's facts, for its categories)."""
     if selection.names is not None:
         unknown = [name for name in selection.names if name not in names]
         if unknown:
@@ -532,9 +538,8 @@ def narrowed(config: StudyConfig, names: list[str], selection: Any, where: str) 
         chosen = set(selection.names)
         names = [name for name in names if name in chosen]
     if selection.categories is not None:
-        collection = Collection(config.collection)
         wanted = set(selection.categories)
-        names = [name for name in names if wanted.intersection(collection.task(name).categories)]
+        names = [name for name in names if wanted.intersection(task_categories(read(name)))]
     if selection.max_tasks is not None:
         names = names[: selection.max_tasks]
     if not names:
@@ -542,10 +547,16 @@ def narrowed(config: StudyConfig, names: list[str], selection: Any, where: str) 
     return names
 
 
-def task_fingerprints(config: StudyConfig, names: list[str]) -> dict[str, str | None]:
+def task_categories(facts: TaskFacts) -> tuple[str, ...]:
+    """A task's categories; its first problem, when it has one, as a DataError."""
+    if facts.problems:
+        raise DataError(str(facts.problems[0]))
+    return facts.categories
+
+
+def task_fingerprints(survey: TaskSurvey, names: list[str]) -> dict[str, str | None]:
     """Each task file's content hash, or None for a file not (yet) in the collection."""
-    collection = Collection(config.collection)
-    return {name: file_fingerprint(collection.task_path(name)) for name in names}
+    return {name: survey.seen(name).fingerprint for name in names}
 
 
 def file_fingerprint(path: Path) -> str | None:
@@ -558,5 +569,4 @@ def file_fingerprint(path: Path) -> str | None:
 
 @lru_cache(maxsize=4096)
 def _cached_fingerprint(path: str, size: int, mtime_ns: int) -> str:
-    with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()[:16]
+    return content_fingerprint(Path(path).read_bytes())
