@@ -13,7 +13,8 @@ import pytest
 import yaml
 
 from quickstudy.prompts.encoding import PRESETS
-from quickstudy.shipped import shipped_config, shipped_configs
+from quickstudy.shipped import DEMO_PRESETS, shipped_config, shipped_configs
+from quickstudy.study.executor_kinds import EXECUTOR_KINDS
 
 QUICKSTUDY = str(Path(sys.executable).with_name("quickstudy"))
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "COLUMNS": "200"}
@@ -50,6 +51,27 @@ def test_usage_errors_are_one_line_with_a_hint_and_exit_2(args, message, hint):
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
     assert message in lines[0] and f"(try '{hint}')" in lines[0]
+
+
+CHOICES = [
+    (["study", "run", "cfg.yaml"], "--executor", "slurm", EXECUTOR_KINDS),
+    (["demo"], "--preset", "huge", tuple(DEMO_PRESETS)),
+]
+
+
+@pytest.mark.parametrize(("command", "option", "wrong", "valid"), CHOICES, ids=[c[1] for c in CHOICES])
+def test_choice_options_refuse_other_values_naming_the_option_and_the_valid_ones(
+    tmp_path, command, option, wrong, valid
+):
+    done = quickstudy(*command, option, wrong, cwd=tmp_path)
+    assert done.returncode == 2 and done.stdout == "" and "Traceback" not in done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    listed = ", ".join(f"'{value}'" for value in valid)
+    assert line.startswith(f"error: Invalid value for '{option}'") and f"'{wrong}' is not one of {listed}" in line
+    assert line.endswith(f"(try 'quickstudy {' '.join(c for c in command if c != 'cfg.yaml')} --help')")
+    assert list(tmp_path.iterdir()) == []  # refused before any work
+    helped = quickstudy(*[c for c in command if c != "cfg.yaml"], "--help")
+    assert f"{option} <{'|'.join(valid)}>" in helped.stdout
 
 
 def test_bare_command_prints_the_help():

@@ -20,6 +20,8 @@ from rich.markup import escape
 
 from quickstudy.data.splits import DEFAULT_N_TEST, DEFAULT_N_VALIDATION
 from quickstudy.errors import Interrupted, QuickstudyError, output_error
+from quickstudy.shipped import DEMO_PRESETS
+from quickstudy.study.executor_kinds import EXECUTOR_KINDS
 
 app = typer.Typer(
     help="Measure how quickly instruction-tuned language models learn new tasks.",
@@ -583,13 +585,18 @@ def _print_estimate(cost: Any, gpus: int) -> None:
         console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
+ExecutorKind = StrEnum("ExecutorKind", {kind: kind for kind in EXECUTOR_KINDS})
+
+
 @study_app.command("run")
 def study_run(
     config: Path = typer.Argument(
         ..., help="Study config (YAML), or the name of a shipped one (quickstudy ls configs)."
     ),
     out: Path | None = typer.Option(None, "--out", help="Study directory [default: studies/<name>]."),
-    executor: str | None = typer.Option(None, "--executor", help="local or ray [default: the config's executor.kind]."),
+    executor: ExecutorKind | None = typer.Option(
+        None, "--executor", help="Where the runs execute [default: the config's executor.kind]."
+    ),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Run failed runs again."),
     repair: bool = typer.Option(
         True, "--repair/--no-repair", help="Re-run done runs whose files do not check out (study verify)."
@@ -604,7 +611,7 @@ def study_run(
     from quickstudy.study.runner import run_study
 
     if executor is not None:
-        overrides = [*overrides, f"executor.kind={executor}"]
+        overrides = [*overrides, f"executor.kind={executor.value}"]
     study = load_study_config(config_file(config), overrides)
     study_dir = out or Path("studies") / study.name
     with _resumable(study_dir), study_progress(console, study_dir, log_every) as progress:
@@ -773,13 +780,16 @@ def forecast_command(
 # --- demo command (issue: built-in demo) -------------------------------------
 
 
+DemoPreset = StrEnum("DemoPreset", {preset: preset for preset in DEMO_PRESETS})
+
+
 @app.command("demo")
 def demo_command(
     out: Path = typer.Option(
         Path("demo-study"), "--out", help="Folder for the collection, tokenizer, runs and report."
     ),
     seeds: int = typer.Option(1, "--seeds", min=1, help="Seeds per arm (1, 2, ... N)."),
-    preset: str = typer.Option(
+    preset: DemoPreset = typer.Option(
         "demo", "--preset", help="demo (the full built-in study) or smoke (a one-minute version)."
     ),
     overrides: list[str] = typer.Option([], "--set", help="Override a key of the preset's config (dotted.key=value)."),
@@ -796,7 +806,7 @@ def demo_command(
 
     started = time.monotonic()
     paths = demo_paths(out)
-    config_path = demo_config_path(preset)
+    config_path = demo_config_path(preset.value)
     study = load_study_config(config_path, [*demo_overrides(paths, seeds), *overrides])
     console.print(f"demo: synthetic collection and tokenizer in {paths.out}")
     prepared_demo_data(paths)

@@ -18,9 +18,8 @@ from quickstudy.errors import ConfigError
 from quickstudy.files import replace_directory
 from quickstudy.models.tiny import word_level_tokenizer
 from quickstudy.prompts.encoding import PromptBuilder, encoding_by_name
-from quickstudy.shipped import shipped_config
+from quickstudy.shipped import DEMO_PRESETS, shipped_config
 
-PRESETS = {"demo": "demo.yaml", "smoke": "demo-smoke.yaml"}
 # Every piece of prompt scaffolding the encodings can write (task name, definition,
 # examples with explanations), so the word-level vocabulary covers any encoding.
 _SCAFFOLD_ENCODING = "def_pos2_neg2_expl"
@@ -41,9 +40,9 @@ def demo_paths(out: Path) -> DemoPaths:
 
 def demo_config_path(preset: str) -> Path:
     """The preset's study config, shipped with the package."""
-    if preset not in PRESETS:
-        raise ConfigError(f"--preset: unknown demo preset {preset!r} (known: {', '.join(PRESETS)})")
-    return shipped_config(PRESETS[preset])
+    if preset not in DEMO_PRESETS:
+        raise ConfigError(f"--preset: unknown demo preset {preset!r} (known: {', '.join(DEMO_PRESETS)})")
+    return shipped_config(DEMO_PRESETS[preset])
 
 
 def prepared_demo_data(paths: DemoPaths, seed: int = 0) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 from quickstudy.errors import ConfigError
 
 _SUFFIXES = (".yaml", ".json")
+DEMO_PRESETS = {"demo": "demo.yaml", "smoke": "demo-smoke.yaml"}  # `quickstudy demo --preset` -> its shipped config
 
 
 def shipped_config_dir() -> Path:

@@ -34,6 +34,7 @@ from quickstudy.config_files import PathKeys, load_config, validated, validation
 from quickstudy.data.splits import DEFAULT_N_TEST, DEFAULT_N_VALIDATION
 from quickstudy.errors import ConfigError
 from quickstudy.models.spec import LoraSpec
+from quickstudy.study.executor_kinds import EXECUTOR_KINDS
 from quickstudy.study.layout import SETTINGS
 from quickstudy.train.config import NoBoolsAsNumbers
 
@@ -124,7 +125,7 @@ class Arm(_Strict):
 class ExecutorConfig(_Strict):
     """Where runs execute and with what resources (per process of a run)."""
 
-    kind: Literal["local", "ray"] = "local"
+    kind: Literal[*EXECUTOR_KINDS] = "local"
     workers: PositiveInt = 1
     ray_address: str | None = None
     ray_num_cpus: PositiveInt | None = None
