@@ -12,6 +12,7 @@ import pytest
 
 from quickstudy.data.collection import Collection
 from quickstudy.demo import demo_paths, prepared_demo_data
+from quickstudy.study.layout import ESTIMATE_FILE
 
 QUICKSTUDY = [sys.executable, "-m", "quickstudy.cli"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
@@ -43,6 +44,10 @@ def test_smoke_demo_runs_every_arm_and_writes_the_report(smoke_demo):
     markdown = (out / "report" / "report.md").read_text()
     for heading in ("## What was run", "## The answers", "## Sample efficiency"):
         assert heading in markdown
+    # the cost calibrated on this CPU before launch, beside what the runs took
+    assert "min of compute estimated, calibrated on this machine" in done.stdout
+    assert "**Estimate before launch** (calibrated (cpu); measured on this machine's cpu" in markdown
+    assert f"for the {len(states)} done runs it covers" in markdown
 
 
 def test_smoke_demo_prints_the_answers_and_plain_progress_lines(smoke_demo):
@@ -64,10 +69,11 @@ def test_smoke_demo_prints_the_answers_and_plain_progress_lines(smoke_demo):
 def test_running_the_demo_again_trains_nothing(smoke_demo):
     out, first = smoke_demo
     assert first.returncode == 0, first.stderr
-    before = {p: p.stat().st_mtime_ns for p in (out / "runs").glob("*/status.json")}
+    before = {p: p.stat().st_mtime_ns for p in [*(out / "runs").glob("*/status.json"), out / ESTIMATE_FILE]}
     again = run_demo("--preset", "smoke", "--out", str(out))
     assert again.returncode == 0, again.stderr
-    assert {p: p.stat().st_mtime_ns for p in (out / "runs").glob("*/status.json")} == before
+    assert {p: p.stat().st_mtime_ns for p in before} == before  # the estimate made before launch is kept
+    assert "compute estimated" not in again.stdout
 
 
 def test_demo_tokenizer_covers_every_word_of_the_collection(tmp_path):

@@ -21,8 +21,9 @@ from quickstudy.study.estimate import (
     DeviceProfile,
     estimate_study,
     parameters_from_name,
+    recorded_estimate,
 )
-from quickstudy.study.layout import RunKind
+from quickstudy.study.layout import ESTIMATE_FILE, RunKind, default_study_dir
 from quickstudy.study.plan import plan_study
 
 QUICKSTUDY = Path(sys.executable).with_name("quickstudy")
@@ -105,17 +106,22 @@ def test_parameters_from_hub_names():
     assert parameters_from_name("some/model") is None
 
 
-def test_cli_estimate_prints_hours_per_arm_and_rejects_an_unknown_device(smoke_config):
+def test_cli_estimate_prints_hours_per_arm_records_them_and_rejects_an_unknown_device(smoke_config, tmp_path):
     done = subprocess.run(
         [str(QUICKSTUDY), "study", "plan", str(smoke_config), "--estimate", "--device", "h100", "--gpus", "4", "--json"],
-        capture_output=True, text=True, check=False,
+        capture_output=True, text=True, check=False, cwd=tmp_path,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     estimate = json.loads(done.stdout)["estimate"]
     assert estimate["device"]["name"] == "h100" and estimate["gpus"] == 4
     assert sum(estimate["gpu_hours_by_arm"].values()) == pytest.approx(estimate["gpu_hours_total"])
+    default_dir = tmp_path / default_study_dir(load_study_config(smoke_config).name)
+    assert json.loads((default_dir / ESTIMATE_FILE).read_text()) == estimate  # where `study run` will put the study
+    recorded = recorded_estimate(default_dir)
+    assert recorded.device == "h100" and set(recorded.run_seconds) == {run["run_id"] for run in estimate["runs"]}
     bad = subprocess.run(
-        [str(QUICKSTUDY), "study", "plan", str(smoke_config), "--estimate", "--device", "tpu"],
-        capture_output=True, text=True, check=False,
+        [str(QUICKSTUDY), "study", "plan", str(smoke_config), "--estimate", "--device", "tpu", "--out", "elsewhere"],
+        capture_output=True, text=True, check=False, cwd=tmp_path,
     )  # fmt: skip
     assert bad.returncode != 0 and "--device 'tpu'" in bad.stderr and "Traceback" not in bad.stderr
+    assert not (tmp_path / "elsewhere").exists()

@@ -485,9 +485,16 @@ def study_plan(
         "a100-40gb", "--device", help="For --estimate: a100-40gb, a100-80gb, h100, cpu, or calibrate (measure here)."
     ),
     gpus: int = typer.Option(1, "--gpus", min=1, help="For --estimate: GPUs the wall time is given for."),
+    out: Path | None = typer.Option(
+        None,
+        "--out",
+        help="For --estimate: the study directory to record it in, for the report [default: studies/<name>].",
+    ),
 ) -> None:
     """Expand a study config into runs (ids, kinds, dependencies) without loading any model
-    (with --estimate: only its tokenizer, and with --device calibrate the model itself)."""
+    (with --estimate: only its tokenizer, and with --device calibrate the model itself).
+    The estimate is recorded in the study directory, where the report shows it beside the
+    hours the runs took."""
     import json
 
     from rich.table import Table
@@ -500,6 +507,11 @@ def study_plan(
     study = load_study_config(config_file(config), overrides)
     plan = plan_study(study)
     cost = _study_estimate(study, plan, device) if estimate else None
+    if cost is not None:
+        from quickstudy.study.estimate import record_estimate
+        from quickstudy.study.layout import default_study_dir
+
+        recorded = record_estimate(out or default_study_dir(study.name), cost, gpus)
     if as_json:
         print(json.dumps({**plan.to_json(), **({"estimate": cost.to_json(gpus)} if cost else {})}, indent=1))
         return
@@ -540,6 +552,7 @@ def study_plan(
         )  # fmt: skip
     if cost is not None:
         _print_estimate(cost, gpus)
+        console.print(f"estimate recorded in {recorded} (the report shows it beside the measured hours)", markup=False)
 
 
 def _study_estimate(study: Any, plan: Any, device: str) -> Any:
@@ -607,13 +620,14 @@ def study_run(
     """Run what is not done yet; re-run the same command to resume after a crash."""
     from quickstudy.shipped import config_file
     from quickstudy.study.config import load_study_config
+    from quickstudy.study.layout import default_study_dir
     from quickstudy.study.progress import study_progress
     from quickstudy.study.runner import run_study
 
     if executor is not None:
         overrides = [*overrides, f"executor.kind={executor.value}"]
     study = load_study_config(config_file(config), overrides)
-    study_dir = out or Path("studies") / study.name
+    study_dir = out or default_study_dir(study.name)
     with _resumable(study_dir), study_progress(console, study_dir, log_every) as progress:
         result = run_study(study, study_dir, retry_failed=retry_failed, progress=progress, repair=repair)
     for damage in result.repaired:
@@ -798,7 +812,13 @@ def demo_command(
     """Run the built-in study on the CPU, offline: synthetic tasks, every arm, and the report."""
     import time
 
-    from quickstudy.demo import demo_config_path, demo_overrides, demo_paths, prepared_demo_data
+    from quickstudy.demo import (
+        demo_config_path,
+        demo_overrides,
+        demo_paths,
+        prepared_demo_data,
+        recorded_demo_estimate,
+    )
     from quickstudy.report.render import build_report
     from quickstudy.study.config import load_study_config
     from quickstudy.study.progress import study_progress
@@ -810,6 +830,12 @@ def demo_command(
     study = load_study_config(config_path, [*demo_overrides(paths, seeds), *overrides])
     console.print(f"demo: synthetic collection and tokenizer in {paths.out}")
     prepared_demo_data(paths)
+    estimate = recorded_demo_estimate(study, paths.out)
+    if estimate is not None:
+        console.print(
+            f"demo: {estimate.total_hours() * 60:.1f} min of compute estimated, calibrated on this machine "
+            "(recorded: the report shows it beside the measured time)"
+        )
     with _resumable(paths.out), study_progress(console, paths.out, log_every) as progress:
         result = run_study(study, paths.out, progress=progress)
     files = build_report(paths.out, paths.report)

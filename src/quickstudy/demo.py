@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from quickstudy.data.collection import Collection
 from quickstudy.data.synth import write_synth_collection
@@ -19,6 +20,10 @@ from quickstudy.files import replace_directory
 from quickstudy.models.tiny import word_level_tokenizer
 from quickstudy.prompts.encoding import PromptBuilder, encoding_by_name
 from quickstudy.shipped import DEMO_PRESETS, shipped_config
+
+if TYPE_CHECKING:
+    from quickstudy.study.config import StudyConfig
+    from quickstudy.study.estimate import StudyEstimate
 
 # Every piece of prompt scaffolding the encodings can write (task name, definition,
 # examples with explanations), so the word-level vocabulary covers any encoding.
@@ -73,3 +78,18 @@ def demo_overrides(paths: DemoPaths, seeds: int) -> list[str]:
     if seeds != 1:
         overrides.append(f"seeds=[{', '.join(str(seed) for seed in range(1, seeds + 1))}]")
     return overrides
+
+
+def recorded_demo_estimate(study: StudyConfig, out: Path) -> StudyEstimate | None:
+    """Before the first launch, the study's cost calibrated on this machine and recorded for
+    the report (`study plan --estimate --device calibrate`); None when one is already recorded,
+    so a resumed demo keeps the estimate made before any run."""
+    from quickstudy.study.estimate import CALIBRATE, estimate_study, record_estimate
+    from quickstudy.study.layout import ESTIMATE_FILE
+    from quickstudy.study.plan import plan_study
+
+    if (out / ESTIMATE_FILE).is_file():
+        return None
+    estimate = estimate_study(study, plan_study(study), CALIBRATE)
+    record_estimate(out, estimate, gpus=1)
+    return estimate
