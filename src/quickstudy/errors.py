@@ -50,10 +50,14 @@ class OutputError(QuickstudyError):
     exit_code = 1
 
 
-def first_line(error: BaseException) -> str:
-    """The first line of an error's message (a library's reason, for a one-line error), else its type name."""
+def first_line(error: BaseException, with_type: bool = False) -> str:
+    """The first line of an error's message (a library's reason, for a one-line error), else its type name;
+    `with_type`: prefixed by its type name (where the message alone would not say what failed)."""
     text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
+    if not text:
+        return type(error).__name__
+    line = text.splitlines()[0]
+    return f"{type(error).__name__}: {line}" if with_type else line
 
 
 def output_error(error: OSError, path: object = None) -> OutputError:

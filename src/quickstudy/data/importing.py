@@ -27,7 +27,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, ValidationError, field_validator
 
 from quickstudy.data.collection import checked_task_name, is_plain_task_name, task_from_json
-from quickstudy.errors import DataError
+from quickstudy.errors import DataError, first_line
 from quickstudy.files import write_json_atomic, write_text_atomic
 
 HUB_PREFIX = "hf:"
@@ -163,7 +163,7 @@ def source_rows(source: str) -> tuple[list[dict[str, Any]], dict[str, list[str]]
     except DataError:
         raise
     except Exception as error:  # the datasets library's own errors (missing dataset, offline, parse errors)
-        raise DataError(f"{source}: cannot be read ({_first_line(error)})") from None
+        raise DataError(f"{source}: cannot be read ({first_line(error, with_type=True)})") from None
 
 
 def _disk_source(source: str) -> tuple[Path | None, str | None]:
@@ -199,11 +199,6 @@ def _label_names(dataset: Any) -> dict[str, list[str]]:
         for column, feature in dataset.features.items()
         if isinstance(feature, datasets.ClassLabel)
     }
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return f"{type(error).__name__}: {text.splitlines()[0]}" if text else type(error).__name__
 
 
 def imported_task(spec: TaskImport, rows: Sequence[dict[str, Any]], labels: dict[str, list[str]]) -> ImportedTask:
