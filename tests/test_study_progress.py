@@ -5,14 +5,24 @@ from __future__ import annotations
 import io
 import json
 import time
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from rich.console import Console
 
 from quickstudy.files import write_json_atomic
 from quickstudy.study.layout import PLAN_FILE, PROGRESS_FILE, STATUS_FILE, RunSpec, run_dir
-from quickstudy.study.progress import LogLines, RunProgressFile, StudyWatch, study_progress, summary_line
+from quickstudy.study.progress import (
+    LogLines,
+    RunningRun,
+    RunProgressFile,
+    StudyWatch,
+    read_running,
+    study_progress,
+    summary_line,
+)
 
 RUNS = [
     {"id": "ft-a", "kind": "finetune", "arm": "stl_proposed", "setting": "stl", "task": "t1", "size": "100"},
@@ -59,7 +69,11 @@ def test_watch_reports_starts_ends_running_runs_and_an_eta_from_finished_walls(t
     writer.training(30, 120, 0.5)
     progress_path = run_dir(tmp_path, "ft-b") / PROGRESS_FILE
     record = json.loads(progress_path.read_text())
-    write_json_atomic(progress_path, record | {"started": record["updated"] - 30})  # 30 steps in 30 s
+    thirty_seconds_ago = record["updated"] - 30  # 30 steps in 30 s, the first at the start
+    write_json_atomic(
+        progress_path,
+        record | {"started": thirty_seconds_ago, "phase_first_at": thirty_seconds_ago, "phase_first_done": 0},
+    )
     started, ended = watch.poll()
     assert [run.id for run in started] == ["ft-b"] and ended == []
     snapshot = watch.snapshot()
@@ -155,3 +169,24 @@ def test_log_lines_are_timestamped_and_plain_when_output_is_not_a_terminal(tmp_p
     assert "done ft-a: stl_proposed t1 size 100 in 12.5s" in text
     assert text.splitlines()[0].startswith("study 0/4 done") and text.splitlines()[-1].startswith("study 1/4 done")
     assert "\x1b[" not in out.getvalue()
+
+
+def test_a_resumed_run_is_paced_by_the_steps_this_process_did(tmp_path, monkeypatch):
+    """Resumed at step 400 of 500: after loading (10 s), step 401, then 20 steps in 40 s; 79 steps at
+    2 s are left (paced from the run's start it would be 421 steps in 50 s: 9 s for the rest)."""
+    write_json_atomic(tmp_path / PLAN_FILE, {"runs": RUNS})
+    run_dir(tmp_path, "ft-a").mkdir(parents=True)
+    clock = [1000.0]
+    monkeypatch.setattr(time, "time", lambda: clock[0])
+    progress = RunProgressFile(tmp_path, spec(RUNS[0]))
+    clock[0] += 10
+    progress.training(401, 500, None)  # the first step after the checkpoint
+    running = read_running(run_dir(tmp_path, "ft-a") / PROGRESS_FILE)
+    assert running.seconds_left(clock[0]) is None  # one report of this process: no pace yet
+    clock[0] += 40
+    progress.training(421, 500, 0.5)
+    running = read_running(run_dir(tmp_path, "ft-a") / PROGRESS_FILE)
+    assert running.seconds_left(clock[0]) == pytest.approx(79 * 2.0)
+    # a run that started at step 1 is paced from its start, loading included, until its second report
+    fresh = RunningRun(**{**asdict(running), "done": 1, "phase_first_done": 1, "phase_first_at": running.started + 5})
+    assert fresh.seconds_left(fresh.updated) == pytest.approx(499 * (fresh.updated - fresh.started))

@@ -49,13 +49,18 @@ class RunProgressFile:
         self.facts = {"id": spec.id, "kind": str(spec.kind), "arm": spec.arm or spec.role, "setting": spec.setting}
         self.facts |= {"task": spec.task, "size": spec.size, "started": time.time()}
         self._written_at, self._phase = 0.0, ""
+        self._phase_from: tuple[int, float] = (0, time.time())
         self.write("loading", 0, None, force=True)
 
     def write(self, phase: str, done: int, total: int | None, loss: float | None = None, force: bool = False) -> None:
         now = time.time()
-        if not (force or phase != self._phase or done == total or now - self._written_at >= self.every):
+        if phase != self._phase:  # the pace is measured from a phase's first report in this process
+            self._phase_from = (done, now)
+        elif not (force or done == total or now - self._written_at >= self.every):
             return
+        first_done, first_at = self._phase_from
         record = {**self.facts, "phase": phase, "done": done, "total": total, "loss": loss, "updated": now}
+        record |= {"phase_first_done": first_done, "phase_first_at": first_at}
         write_json_atomic(self.path, record)
         self._written_at, self._phase = now, phase
 
@@ -83,6 +88,10 @@ class RunningRun:
     loss: float | None
     started: float
     updated: float
+    # The phase's first report in the process running it: a resumed run's steps before that
+    # were done by an earlier process and say nothing of this one's pace (None: an older file).
+    phase_first_done: int | None = None
+    phase_first_at: float | None = None
 
     def label(self) -> str:
         """arm, task (or the setting: mtl, zero_shot), size and kind."""
@@ -101,7 +110,12 @@ class RunningRun:
         None before the first one."""
         if not self.done or not self.total or self.phase not in ("training", "evaluating"):
             return None
-        pace = max(0.0, self.updated - self.started) / self.done
+        if self.phase_first_at is not None and self.phase_first_done is not None and self.done > self.phase_first_done:
+            pace = max(0.0, self.updated - self.phase_first_at) / (self.done - self.phase_first_done)
+        elif self.phase == "training" and (self.phase_first_done or 0) > 1:  # resumed, one report: no pace yet
+            return None
+        else:  # from the run's start, loading included
+            pace = max(0.0, self.updated - self.started) / self.done
         return max(0.0, pace * (self.total - self.done) - max(0.0, now - self.updated))
 
     def to_json(self) -> dict[str, Any]:
