@@ -328,7 +328,10 @@ def instruction_effect_plot(analysis: Analysis) -> Canvas:
         sharex=True,  # equal effects line up across the panels
         sharey=True,
     )
-    order = analysis.categories[::-1]
+    # One row per category across the panels (the y axis is shared): a panel without a category's effect
+    # (e.g. its runs pending) leaves that row empty rather than shifting the others under the wrong label.
+    drawn = {e.category for e in analysis.category_effects}
+    order = [c for c in analysis.categories[::-1] if c in drawn]
     for ax, setting in zip(axes[0], settings):
         effects = {e.category: e for e in analysis.category_effects if e.setting == setting}
         shown = [c for c in order if c in effects]
@@ -336,12 +339,12 @@ def instruction_effect_plot(analysis: Analysis) -> Canvas:
         values = [e.value for e in estimates]
         errors = error_bars(estimates)
         colours = [VERDICT_COLOURS[effects[c].verdict] for c in shown]
-        ax.barh(range(len(shown)), values, xerr=errors, color=colours, capsize=3)
-        ax.set_yticks(range(len(shown)), shown, fontsize=8)
+        ax.barh([order.index(c) for c in shown], values, xerr=errors, color=colours, capsize=3)
         ax.axvline(0, color="#000000", lw=0.8)
         ax.set_xlabel("Δ ROUGE-L, instructions − no instructions (points)")
         ax.set_title(f"{setting.upper()}: effect of instructions at equal data")
         ax.grid(True, axis="x", alpha=0.3)
+    axes[0][0].set_yticks(range(len(order)), order, fontsize=8)
     return fig
 
 
