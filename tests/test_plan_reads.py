@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 import quickstudy.data.collection as collection_module
+from quickstudy.errors import DataError
 from quickstudy.study import plan as plan_module
 from quickstudy.study.config import load_study_config
-from quickstudy.study.plan import plan_study
+from quickstudy.study.plan import StudyPlan, plan_study
 
 SMOKE = Path(__file__).resolve().parents[1] / "configs" / "smoke.yaml"
 
@@ -102,3 +103,53 @@ def test_plan_parses_each_task_file_once(leaky, monkeypatch, overrides):
 def test_removed_instances_are_the_leaked_ones(leaky, monkeypatch):
     plan, _, _ = counted_plan(leaky, monkeypatch, [])
     assert plan["leakage"]["removed"] == {"A": 1, "B": 1, "C": 2}
+
+
+def narrowing_collection(root: Path, extra: dict[str, str]) -> Path:
+    """Unseen A, B (category Copying) and the `extra` files (name: content); seen C, D."""
+    (root / "tasks").mkdir()
+    for name in "ABCD":
+        write_task(root, name, [f"{name} input {i}" for i in range(20)])
+    for name, content in extra.items():
+        (root / "tasks" / f"{name}.json").write_text(content)
+    split = root / "splits" / "default"
+    split.mkdir(parents=True)
+    (split / "test_tasks.txt").write_text("\n".join(["A", "B", *extra]) + "\n")
+    (split / "train_tasks.txt").write_text("C\nD\n")
+    return root
+
+
+def narrowed_plan(root: Path) -> StudyPlan:
+    config = load_study_config(
+        SMOKE, [f"collection={root}", "tasks.unseen.names=null", "tasks.unseen.categories=[Copying]"]
+    )
+    return plan_study(config)
+
+
+def test_a_task_narrowing_excludes_is_not_checked(tmp_path):
+    """An unseen task of another category with nothing to test on is left out, not an error."""
+    other = {"Definition": ["d"], "Categories": ["Other"], "Instances": []}
+    plan = narrowed_plan(narrowing_collection(tmp_path, {"E": json.dumps(other)}))
+    assert plan.unseen_tasks == ("A", "B")
+    assert len(plan.runs) == 20
+    assert {task for run in plan.runs for task in run.tasks} == {"A", "B", "C", "D"}
+
+
+def test_a_task_narrowing_cannot_parse_is_an_error(tmp_path):
+    with pytest.raises(DataError, match=r"E\.json: invalid JSON"):
+        narrowed_plan(narrowing_collection(tmp_path, {"E": "{"}))
+
+
+def test_the_kept_tasks_problems_are_listed_together(tmp_path):
+    """Narrowing keeps F and G (Copying); each of their problems is reported, one line each."""
+    broken = {"Definition": ["d"], "Categories": ["Copying"], "Instances": [{"id": "x", "input": 3, "output": ["y"]}]}
+    empty = {"Definition": ["d"], "Categories": ["Copying"], "Instances": []}
+    root = narrowing_collection(tmp_path, {"F": json.dumps(broken), "G": json.dumps(empty)})
+    with pytest.raises(DataError) as raised:
+        narrowed_plan(root)
+    lines = str(raised.value).splitlines()
+    assert "3 problem(s)" in lines[0]
+    assert [Path(line.split(":")[0]).name for line in lines[1:]] == ["F.json", "F.json", "G.json"]
+    assert "Instances[0]: field 'input'" in lines[1]
+    assert lines[2].endswith("F.json: no instances to test on")  # its one instance is broken
+    assert lines[3].endswith("G.json: no instances to test on")

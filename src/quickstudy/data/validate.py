@@ -47,22 +47,16 @@ def validate_collection(root: str | Path, on_task: Callable[[str], None] | None 
 
 
 def task_problems(
-    collection: Collection,
-    names: Iterable[str],
-    split_config: SplitConfig | None = None,
-    on_task: Callable[[str], None] | None = None,
+    collection: Collection, names: Iterable[str], on_task: Callable[[str], None] | None = None
 ) -> list[Problem]:
-    """Every problem of these task files. With `split_config` (unseen tasks), a task with no
-    test instance is a problem too."""
+    """Every problem of these task files."""
     problems: list[Problem] = []
 
     def collect(where: str, message: str) -> None:
         problems.append(Problem(where, message))
 
     for name in names:
-        task, _ = checked_task_file(collection, name, collect)
-        if task is not None and split_config is not None:
-            checked_split(task, split_config, str(collection.tasks_dir / f"{name}.json"), collect)
+        checked_task_file(collection, name, collect)
         if on_task:
             on_task(name)
     return problems

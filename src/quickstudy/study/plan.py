@@ -548,8 +548,9 @@ def narrowed(names: list[str], selection: Any, where: str, read: Callable[[str],
 
 
 def task_categories(facts: TaskFacts) -> tuple[str, ...]:
-    """A task's categories; its first problem, when it has one, as a DataError."""
-    if facts.problems:
+    """A task's categories; when the file cannot be parsed into a task, its first problem as a
+    DataError (the problems of a task that parsed are for `checked_task_files`, if it is kept)."""
+    if facts.categories is None:
         raise DataError(str(facts.problems[0]))
     return facts.categories
 

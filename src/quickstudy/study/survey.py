@@ -30,7 +30,7 @@ class TaskFacts:
     """What planning keeps of one task file."""
 
     problems: tuple[Problem, ...]
-    categories: tuple[str, ...]
+    categories: tuple[str, ...] | None  # None: the file cannot be parsed into a task
     fingerprint: str | None  # None: the file cannot be read
     read_as_unseen: bool
     unseen: UnseenKeys | None = None  # read as an unseen task (None also when it cannot be parsed)
@@ -77,8 +77,7 @@ class TaskSurvey:
         facts = self.seen(name)
         if facts.unseen is not None:  # a task both seen and unseen: matched from its kept digests
             return self.index.key_matches(facts.unseen, SEEN)
-        if facts.seen_matches is None and not facts.problems:  # read before hold_out: read again
-            facts = self._facts[name] = self._read(name, as_unseen=False)
+        assert facts.seen_matches is not None or facts.categories is None, "hold_out runs before seen tasks are read"
         return facts.seen_matches or {}
 
     def _read(self, name: str, as_unseen: bool) -> TaskFacts:
@@ -96,7 +95,7 @@ class TaskSurvey:
             seen_matches = self.index.seen_matches(name, task.instances)
         return TaskFacts(
             problems=tuple(problems),
-            categories=tuple(task.categories) if task is not None else (),
+            categories=tuple(task.categories) if task is not None else None,
             fingerprint=content_fingerprint(data) if data is not None else None,
             read_as_unseen=as_unseen,
             unseen=unseen,
