@@ -45,9 +45,11 @@ def test_smoke_demo_runs_every_arm_and_writes_the_report(smoke_demo):
     for heading in ("## What was run", "## The answers", "## Sample efficiency"):
         assert heading in markdown
     # the cost calibrated on this CPU before launch, beside what the runs took
-    assert "min of compute estimated, calibrated on this machine" in done.stdout
-    assert "**Estimate before launch** (calibrated (cpu); measured on this machine's cpu" in markdown
-    assert f"for the {len(states)} done runs it covers" in markdown
+    assert "of compute estimated, calibrated on this machine" in done.stdout
+    bullet = next(line for line in markdown.splitlines() if "**Estimate before launch**" in line)
+    assert bullet.startswith("- **Estimate before launch** (calibrated (cpu); recorded ")
+    assert "measured on this machine's cpu" in bullet and "after the first run" not in bullet
+    assert f"for the {len(states)} done runs it covers that ran on a CPU" in bullet
 
 
 def test_smoke_demo_prints_the_answers_and_plain_progress_lines(smoke_demo):

@@ -116,12 +116,20 @@ def test_cli_estimate_prints_hours_per_arm_records_them_and_rejects_an_unknown_d
     assert estimate["device"]["name"] == "h100" and estimate["gpus"] == 4
     assert sum(estimate["gpu_hours_by_arm"].values()) == pytest.approx(estimate["gpu_hours_total"])
     default_dir = tmp_path / default_study_dir(load_study_config(smoke_config).name)
-    assert json.loads((default_dir / ESTIMATE_FILE).read_text()) == estimate  # where `study run` will put the study
+    recorded = json.loads((default_dir / ESTIMATE_FILE).read_text())  # where `study run` will put the study
+    assert recorded.pop("recorded_at") and recorded == estimate
     recorded = recorded_estimate(default_dir)
     assert recorded.device == "h100" and set(recorded.run_seconds) == {run["run_id"] for run in estimate["runs"]}
     bad = subprocess.run(
         [str(QUICKSTUDY), "study", "plan", str(smoke_config), "--estimate", "--device", "tpu", "--out", "elsewhere"],
         capture_output=True, text=True, check=False, cwd=tmp_path,
     )  # fmt: skip
-    assert bad.returncode != 0 and "--device 'tpu'" in bad.stderr and "Traceback" not in bad.stderr
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+    assert "Invalid value for '--device'" in bad.stderr and "'tpu' is not one of 'a100-40gb'," in bad.stderr
+    assert not (tmp_path / "elsewhere").exists()
+    alone = subprocess.run(
+        [str(QUICKSTUDY), "study", "plan", str(smoke_config), "--out", "elsewhere"],
+        capture_output=True, text=True, check=False, cwd=tmp_path,
+    )  # fmt: skip
+    assert alone.returncode == 2 and "'--out': records an estimate: give --estimate too" in alone.stderr
     assert not (tmp_path / "elsewhere").exists()

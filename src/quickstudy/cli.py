@@ -21,6 +21,7 @@ from rich.markup import escape
 from quickstudy.data.splits import DEFAULT_N_TEST, DEFAULT_N_VALIDATION
 from quickstudy.errors import Interrupted, QuickstudyError, output_error
 from quickstudy.shipped import DEMO_PRESETS
+from quickstudy.study.devices import DEVICE_CHOICES
 from quickstudy.study.executor_kinds import EXECUTOR_KINDS
 
 app = typer.Typer(
@@ -471,6 +472,9 @@ _LOG_EVERY_HELP = (
 _SET_HELP = "Override a config key before validation: dotted.key=value (value parsed as YAML). Repeatable."
 
 
+DeviceChoice = StrEnum("DeviceChoice", {device: device for device in DEVICE_CHOICES})
+
+
 @study_app.command("plan")
 def study_plan(
     config: Path = typer.Argument(
@@ -481,8 +485,8 @@ def study_plan(
     estimate: bool = typer.Option(
         False, "--estimate", help="Also estimate tokens, FLOPs and GPU-hours per arm from the actual prompts."
     ),
-    device: str = typer.Option(
-        "a100-40gb", "--device", help="For --estimate: a100-40gb, a100-80gb, h100, cpu, or calibrate (measure here)."
+    device: DeviceChoice = typer.Option(
+        "a100-40gb", "--device", help="For --estimate: a device profile, or calibrate (measure this machine)."
     ),
     gpus: int = typer.Option(1, "--gpus", min=1, help="For --estimate: GPUs the wall time is given for."),
     out: Path | None = typer.Option(
@@ -504,13 +508,16 @@ def study_plan(
     from quickstudy.study.launch import resources_text
     from quickstudy.study.plan import arm_label, leakage_text, plan_study
 
+    if out is not None and not estimate:
+        raise typer.BadParameter("records an estimate: give --estimate too", param_hint="'--out'")
     study = load_study_config(config_file(config), overrides)
     plan = plan_study(study)
-    cost = _study_estimate(study, plan, device) if estimate else None
-    if cost is not None:
-        from quickstudy.study.estimate import record_estimate
+    cost = None
+    if estimate:
+        from quickstudy.study.estimate import estimate_study, record_estimate
         from quickstudy.study.layout import default_study_dir
 
+        cost = estimate_study(study, plan, device.value)
         recorded = record_estimate(out or default_study_dir(study.name), cost, gpus)
     if as_json:
         print(json.dumps({**plan.to_json(), **({"estimate": cost.to_json(gpus)} if cost else {})}, indent=1))
@@ -553,15 +560,6 @@ def study_plan(
     if cost is not None:
         _print_estimate(cost, gpus)
         console.print(f"estimate recorded in {recorded} (the report shows it beside the measured hours)", markup=False)
-
-
-def _study_estimate(study: Any, plan: Any, device: str) -> Any:
-    from quickstudy.errors import ConfigError
-    from quickstudy.study.estimate import DEVICE_CHOICES, estimate_study
-
-    if device not in DEVICE_CHOICES:
-        raise ConfigError(f"--device {device!r}: valid devices: {', '.join(DEVICE_CHOICES)}")
-    return estimate_study(study, plan, device)
 
 
 def _print_estimate(cost: Any, gpus: int) -> None:
@@ -820,6 +818,7 @@ def demo_command(
         recorded_demo_estimate,
     )
     from quickstudy.report.render import build_report
+    from quickstudy.report.sections import time_text
     from quickstudy.study.config import load_study_config
     from quickstudy.study.progress import study_progress
     from quickstudy.study.runner import run_study
@@ -830,12 +829,16 @@ def demo_command(
     study = load_study_config(config_path, [*demo_overrides(paths, seeds), *overrides])
     console.print(f"demo: synthetic collection and tokenizer in {paths.out}")
     prepared_demo_data(paths)
-    estimate = recorded_demo_estimate(study, paths.out)
-    if estimate is not None:
-        console.print(
-            f"demo: {estimate.total_hours() * 60:.1f} min of compute estimated, calibrated on this machine "
-            "(recorded: the report shows it beside the measured time)"
-        )
+    try:
+        estimate = recorded_demo_estimate(study, paths.out)
+    except QuickstudyError as error:  # the estimate is a side dish: the study runs without it
+        console.print(f"demo: no cost estimate ({error})", markup=False, highlight=False, soft_wrap=True)
+    else:
+        if estimate is not None:
+            console.print(
+                f"demo: {time_text(estimate.total_hours())} of compute estimated, calibrated on this machine "
+                "(recorded: the report shows it beside the measured time)"
+            )
     with _resumable(paths.out), study_progress(console, paths.out, log_every) as progress:
         result = run_study(study, paths.out, progress=progress)
     files = build_report(paths.out, paths.report)

@@ -24,6 +24,7 @@ from quickstudy.report.bootstrap import (
     containing,
     mean_estimate,
 )
+from quickstudy.report.cost import CostComparison, cost_comparison
 from quickstudy.report.results import ZERO_SHOT_ROLE, Arm, StudyResults, declared_arms
 from quickstudy.report.sizes import SizeInfo, fraction_at, size_infos
 from quickstudy.study.layout import SETTINGS, setting_order
@@ -118,11 +119,7 @@ class ArmProgress:
     missing_sizes: tuple[str, ...]
     wall_hours: float
     gpu_hours: float
-    # The recorded estimate beside what it estimated: the arm's done runs it covers (by run id),
-    # their estimated compute hours and the device-hours they took (None: no estimate recorded).
-    estimated_runs: int = 0
-    estimated_hours: float | None = None
-    measured_hours: float = 0.0
+    cost: CostComparison | None = None  # the recorded estimate against the arm's runs (None: none recorded)
 
 
 @dataclass
@@ -145,6 +142,7 @@ class Analysis:
     category_tasks: dict[str, int] = field(default_factory=dict)  # category (as grouped) -> evaluated tasks
     task_categories: dict[str, str] = field(default_factory=dict)  # task -> category (as grouped)
     quickest: list[QuickLearner] = field(default_factory=list)  # per setting, start models quickest first
+    cost: CostComparison | None = None  # the recorded estimate against the whole study (None: none recorded)
 
     def start_models(self) -> list[str]:
         """The start models of the instruction (proposed) arms, in the order the study declares them."""
@@ -236,6 +234,7 @@ def analyse(results: StudyResults, n_boot: int = 1000, seed: int = 0, top_catego
         category_tasks=category_tasks,
         task_categories=grouped,
         quickest=quickest_learners(crossovers, curves, results.arms),
+        cost=cost_comparison(results.estimate, results.runs) if results.estimate else None,
     )
 
 
@@ -458,8 +457,6 @@ def _progress(results: StudyResults, sizes: dict[str, SizeInfo]) -> list[ArmProg
     for (setting, arm), runs in sorted(groups.items(), key=lambda item: (setting_order(item[0][0]), item[0][1])):
         evaluated = [r for r in runs if r.kind == "evaluate"] or runs
         done_sizes = {r.size for r in evaluated if r.state == "done"}
-        estimate = results.estimate
-        covered = [r for r in runs if r.state == "done" and estimate and r.run_id in estimate.run_seconds]
         progress.append(
             ArmProgress(
                 setting=setting,
@@ -471,9 +468,7 @@ def _progress(results: StudyResults, sizes: dict[str, SizeInfo]) -> list[ArmProg
                 missing_sizes=tuple(s for s in declared.get(arm, []) if s not in done_sizes and _trains(setting)),
                 wall_hours=sum(r.wall_seconds or 0.0 for r in runs) / 3600,
                 gpu_hours=sum(r.gpu_hours or 0.0 for r in runs),
-                estimated_runs=len(covered),
-                estimated_hours=sum(estimate.run_seconds[r.run_id] for r in covered) / 3600 if estimate else None,
-                measured_hours=sum(r.device_hours for r in covered),
+                cost=cost_comparison(results.estimate, runs) if results.estimate else None,
             )
         )
     return progress

@@ -13,7 +13,7 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -239,7 +239,12 @@ def summary(analysis: Analysis, reading: ThesisReading | None = None) -> dict[st
             for row in analysis.tasks
         },
         "estimate": (
-            {"device": analysis.results.estimate.device, "assumption": analysis.results.estimate.assumption}
+            {
+                "device": analysis.results.estimate.device,
+                "assumption": analysis.results.estimate.assumption,
+                "kind": analysis.results.estimate.kind,
+                "cost": asdict(analysis.cost) if analysis.cost else None,
+            }
             if analysis.results.estimate
             else None
         ),
@@ -254,9 +259,7 @@ def summary(analysis: Analysis, reading: ThesisReading | None = None) -> dict[st
                 "missing_sizes": list(p.missing_sizes),
                 "wall_hours": p.wall_hours,
                 "gpu_hours": p.gpu_hours,
-                "estimated_runs": p.estimated_runs,
-                "estimated_hours": p.estimated_hours,
-                "measured_hours_of_estimated_runs": p.measured_hours,
+                "cost": asdict(p.cost) if p.cost else None,
             }
             for p in analysis.progress
         ],

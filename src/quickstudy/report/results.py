@@ -12,6 +12,7 @@ import json
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -59,13 +60,19 @@ class RunRecord:
     wall_seconds: float | None = None
     gpu_hours: float | None = None
     device: str | None = None
+    started: datetime | None = None
+
+    @property
+    def device_kind(self) -> str | None:
+        """ "cpu" or "gpu": what the run ran on (None: not recorded)."""
+        return None if self.device is None else "cpu" if self.device == "cpu" else "gpu"
 
     @property
     def device_hours(self) -> float:
-        """Hours of the devices the run held: its GPU-hours, or on the CPU its wall time."""
-        if self.gpu_hours:
-            return self.gpu_hours
-        return (self.wall_seconds or 0.0) / 3600
+        """Hours of the devices the run held: its GPU-hours, or on the CPU its wall time per process."""
+        if self.device_kind == "gpu":
+            return self.gpu_hours or 0.0
+        return (self.wall_seconds or 0.0) / 3600 * self.spec.processes
 
 
 @dataclass(frozen=True)
@@ -240,12 +247,21 @@ def _run_record(spec: RunSpec, status: dict[str, Any]) -> RunRecord:
         wall_seconds=_number(status.get("wall_seconds")),
         gpu_hours=_number(status.get("gpu_hours")),
         device=status.get("device"),
+        started=_time(status.get("started")),
         spec=spec,
     )
 
 
 def _first_line(value: Any) -> str | None:
     return str(value).strip().splitlines()[0] if value else None
+
+
+def _time(value: Any) -> datetime | None:
+    try:
+        moment = datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
 
 
 def _number(value: Any) -> float | None:

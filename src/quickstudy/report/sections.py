@@ -7,6 +7,7 @@ from typing import Any
 
 from quickstudy.report.analysis import Analysis, ArmProgress, Crossover
 from quickstudy.report.bootstrap import CellKey, Estimate
+from quickstudy.report.cost import recorded_before_launch
 from quickstudy.report.document import Block, Bullets, Heading, Image, Paragraph, Table
 from quickstudy.report.figures import FIGURE_1_1, Figure
 from quickstudy.report.forecast.answers import Forecast
@@ -22,6 +23,18 @@ HEADLINE_FIGURE = "sample_efficiency"  # shown right after the answers
 
 def number(value: float | None, digits: int = 2) -> str:
     return "–" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
+
+
+def time_text(hours: float) -> str:
+    """A length of time in the unit that reads best: seconds, minutes or hours."""
+    seconds = hours * 3600
+    if not math.isfinite(seconds):
+        return "–"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.1f} min"
+    return f"{hours:,.1f} h"
 
 
 def signed(value: float | None) -> str:
@@ -163,14 +176,15 @@ def _header(analysis: Analysis) -> list[Block]:
                 "pending",
                 "wall time (h:mm:ss)",
                 "GPU-hours",
-                *(["estimated (h:mm:ss)", "measured (h:mm:ss)", "measured / estimated"] if results.estimate else []),
+                *(["estimated", "measured", "measured / estimated"] if results.estimate else []),
             ],
             arm_rows,
             numeric=[False] * 6 + [True] * (8 if results.estimate else 5),
             caption="Arms (evaluate runs counted; time sums every run of the arm, training included)."
             + (
-                " Estimated: the compute hours recorded before launch for the arm's done runs; measured: the "
-                "device-hours those runs took (GPU-hours, or wall time on the CPU), loading and saving included."
+                " Estimated: the compute recorded before launch for the arm's done runs on the estimate's kind of "
+                "device; measured: the device time those runs took (GPU-hours, or on the CPU wall time per "
+                "process), loading, saving and scoring included."
                 if results.estimate
                 else ""
             ),
@@ -186,27 +200,40 @@ def _header(analysis: Analysis) -> list[Block]:
 
 def _estimate_bullets(analysis: Analysis) -> list[str]:
     """The estimate recorded before launch against what its runs took, in one line."""
-    estimate = analysis.results.estimate
-    if estimate is None:
+    estimate, cost = analysis.results.estimate, analysis.cost
+    if estimate is None or cost is None:
         return [
             "**Estimate before launch**: none recorded (`quickstudy study plan CONFIG --estimate --out STUDY_DIR` "
-            "records one, and this section then shows it beside the measured hours)"
+            "before `study run` records one, and this section then shows it beside the measured hours)"
         ]
-    runs = sum(p.estimated_runs for p in analysis.progress)
-    estimated = sum(p.estimated_hours or 0.0 for p in analysis.progress)
-    measured = sum(p.measured_hours for p in analysis.progress)
-    ratio = f" ({measured / estimated:.2g}x the estimate)" if estimated > 0 else ""
-    return [
-        f"**Estimate before launch** ({estimate.device}; {estimate.assumption}): {duration(estimated)} (h:mm:ss) "
-        f"of compute for the {runs} done runs it covers; they took {duration(measured)} of device time{ratio}"
+    when = recorded_before_launch(estimate, analysis.results.runs)
+    recorded = "" if estimate.recorded_at is None else f"recorded {estimate.recorded_at:%Y-%m-%d %H:%M} UTC"
+    if when is False:
+        recorded += ", after the first run had started"
+    device = "CPU" if estimate.kind == "cpu" else "GPU"
+    parts = [
+        f"{time_text(cost.estimated_hours)} of compute for the {cost.compared} done runs it covers that ran on a "
+        f"{device}; they took {time_text(cost.measured_hours)} of {device} time"
+        + (f" ({number(cost.ratio, 1)}x the estimate, loading, saving and scoring included)" if cost.compared else "")
     ]
+    if cost.covered < cost.planned:
+        parts.append(f"it covers {cost.covered} of the study's {cost.planned} runs")
+    if cost.other_device:
+        parts.append(f"{cost.other_device} done runs it covers ran on another kind of device and are not compared")
+    if cost.not_covered:
+        parts.append(
+            f"{cost.not_covered} done runs are not in it (planned with another configuration: "
+            "`study plan --estimate --out` estimates the present one)"
+        )
+    head = "; ".join(part for part in (estimate.device, recorded, estimate.assumption) if part)
+    return [f"**Estimate before launch** ({head}): " + "; ".join(parts)]
 
 
 def _estimate_cells(progress: ArmProgress) -> list[str]:
-    if progress.estimated_hours is None or not progress.estimated_runs:
+    cost = progress.cost
+    if cost is None or not cost.compared:
         return ["–", "–", "–"]
-    ratio = progress.measured_hours / progress.estimated_hours if progress.estimated_hours > 0 else math.nan
-    return [duration(progress.estimated_hours), duration(progress.measured_hours), number(ratio, 2)]
+    return [time_text(cost.estimated_hours), time_text(cost.measured_hours), number(cost.ratio, 2)]
 
 
 def _completeness(analysis: Analysis) -> list[Block]:

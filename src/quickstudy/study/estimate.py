@@ -1,7 +1,7 @@
 """What a planned study will cost before it runs: tokens, FLOPs and GPU-hours per run and arm.
 
 `quickstudy study plan CONFIG --estimate [--device NAME|calibrate] [--gpus N]` reads the
-plan (it changes nothing) and, per run:
+plan (it runs nothing) and, per run:
 
 - tokens from the actual prompts: each task's prompts are built with the run's encoding and
   budget and counted with the start model's tokenizer (the mean over up to
@@ -31,6 +31,7 @@ import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -43,44 +44,12 @@ from quickstudy.files import write_json_atomic
 from quickstudy.models.spec import ModelSpec
 from quickstudy.prompts.encoding import PromptBuilder, encoding_from_options
 from quickstudy.study.config import PrefinetunedRole, StudyConfig, model_role
+from quickstudy.study.devices import CALIBRATE, DEVICE_PROFILES, DeviceKind, DeviceProfile
 from quickstudy.study.layout import ESTIMATE_FILE, RunKind, RunSpec
 from quickstudy.study.plan import StudyPlan, arm_label
 
 SAMPLE_PER_TASK = 200  # instances per task whose prompts are built and counted
 BYTES_PER_TOKEN = 4.0  # when the tokenizer is not at hand: about 4 bytes per SentencePiece token of English
-CALIBRATE = "calibrate"
-
-
-@dataclass(frozen=True)
-class DeviceProfile:
-    """Sustained FLOP/s for training and for generation, and where the numbers come from."""
-
-    name: str
-    train_flops: float
-    generate_flops: float
-    assumption: str
-
-    def seconds(self, train_flops: float, generate_flops: float) -> float:
-        return train_flops / self.train_flops + generate_flops / self.generate_flops
-
-
-def _profile(name: str, peak: float, what: str, train_mfu: float = 0.40, generate_mfu: float = 0.10) -> DeviceProfile:
-    return DeviceProfile(
-        name,
-        peak * train_mfu,
-        peak * generate_mfu,
-        f"{what}: {peak / 1e12:g} TFLOP/s peak; assumed MFU {train_mfu:.0%} training, {generate_mfu:.0%} "
-        "generation (greedy decoding is memory-bound)",
-    )
-
-
-DEVICE_PROFILES = {
-    "a100-40gb": _profile("a100-40gb", 312e12, "A100 40GB, bf16 dense"),
-    "a100-80gb": _profile("a100-80gb", 312e12, "A100 80GB, bf16 dense"),
-    "h100": _profile("h100", 989e12, "H100 SXM, bf16 dense"),
-    "cpu": _profile("cpu", 0.2e12, "a server CPU socket, fp32", train_mfu=0.30, generate_mfu=0.10),
-}
-DEVICE_CHOICES = (*DEVICE_PROFILES, CALIBRATE)
 
 
 @dataclass(frozen=True)
@@ -141,7 +110,7 @@ class StudyEstimate:
 
     def to_json(self, gpus: int) -> dict[str, Any]:
         return {
-            "device": {"name": self.device.name, "assumption": self.device.assumption},
+            "device": {"name": self.device.name, "assumption": self.device.assumption, "kind": self.device.kind},
             "models": {role: {"parameters": s.parameters, "source": s.source} for role, s in self.sizes.items()},
             "tokens": self.token_notes,
             "gpu_hours_by_arm": self.arm_hours(),
@@ -154,17 +123,19 @@ class StudyEstimate:
 
 @dataclass(frozen=True)
 class RecordedEstimate:
-    """What the report needs of a recorded estimate: the device and each run's estimated seconds."""
+    """What the report needs of a recorded estimate: the device, when, and each run's seconds."""
 
     device: str
     assumption: str
+    kind: DeviceKind  # the runs it can be compared with: on a CPU or on GPUs
+    recorded_at: datetime | None  # None: recorded by an older version
     run_seconds: dict[str, float]  # run id -> seconds of compute
 
 
 def record_estimate(study_dir: Path, estimate: StudyEstimate, gpus: int) -> Path:
-    """Write the estimate into the study directory (atomically); the path written."""
+    """Write the estimate into the study directory (atomically), with the time; the path written."""
     path = Path(study_dir) / ESTIMATE_FILE
-    write_json_atomic(path, estimate.to_json(gpus))
+    write_json_atomic(path, estimate.to_json(gpus) | {"recorded_at": datetime.now(UTC).isoformat(timespec="seconds")})
     return path
 
 
@@ -177,14 +148,21 @@ def recorded_estimate(study_dir: Path) -> RecordedEstimate | None:
         return None
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        return RecordedEstimate(
-            device=str(data["device"]["name"]),
-            assumption=str(data["device"]["assumption"]),
-            run_seconds={str(run["run_id"]): float(run["seconds"]) for run in data["runs"]},
-        )
-    except (ValueError, KeyError, TypeError) as error:
+        device = data["device"]
+        seconds = {str(run["run_id"]): float(run["seconds"]) for run in data["runs"]}
+        bad = next((run_id for run_id, value in seconds.items() if not 0 <= value < math.inf), None)
+        if bad is not None:
+            raise ValueError(f"run {bad}: seconds {seconds[bad]} is not a finite, non-negative number")
+        kind = device.get("kind", "cpu" if "cpu" in str(device["name"]) else "gpu")
+        if kind not in ("cpu", "gpu"):
+            raise ValueError(f"device kind {kind!r} is neither 'cpu' nor 'gpu'")
+        recorded_at = datetime.fromisoformat(data["recorded_at"]) if data.get("recorded_at") else None
+        if recorded_at is not None and recorded_at.tzinfo is None:
+            recorded_at = recorded_at.replace(tzinfo=UTC)
+        return RecordedEstimate(str(device["name"]), str(device["assumption"]), kind, recorded_at, seconds)
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
         raise StudyError(
-            f"{path}: not an estimate written by `study plan --estimate` ({first_line(error)}); "
+            f"{path}: not an estimate written by `study plan --estimate` ({first_line(error, with_type=True)}); "
             "delete it or estimate again"
         ) from None
 
@@ -490,4 +468,5 @@ def calibrated_profile(config: StudyConfig, runs: Iterable[RunEstimate], role: s
         f"measured on this machine's {device} with {role}'s model ({parameters:,} parameters), batch {batch}, "
         f"source {source}, target {target}, generation batch {config.generation.batch_size}: "
         f"{train_rate / 1e12:.3g} TFLOP/s training, {generate_rate / 1e12:.3g} TFLOP/s generation",
+        "cpu" if device == "cpu" else "gpu",
     )
