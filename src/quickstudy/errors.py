@@ -60,6 +60,13 @@ def first_line(error: BaseException, with_type: bool = False) -> str:
     return f"{type(error).__name__}: {line}" if with_type else line
 
 
+def one_line_error(error: BaseException) -> str:
+    """An error's whole message on one line (a run's status.json keeps it), prefixed by its type
+    unless it is one of ours (ours already say where and what)."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if isinstance(error, QuickstudyError) else f"{type(error).__name__}: {text}"
+
+
 def output_error(error: OSError, path: object = None) -> OutputError:
     """An OSError met while writing `path` (else the file the error names), as one line."""
     where = path if path is not None else error.filename

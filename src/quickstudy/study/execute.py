@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from quickstudy.data.collection import Collection
-from quickstudy.errors import QuickstudyError, StudyError
+from quickstudy.errors import QuickstudyError, StudyError, one_line_error
 from quickstudy.files import write_json_atomic
 from quickstudy.study.layout import (
     LEASE_FILE,
@@ -158,11 +158,6 @@ def run_function(spec: RunSpec) -> Any:
 
         return launched_train_run
     return train_run
-
-
-def one_line_error(error: BaseException) -> str:
-    text = " ".join(str(error).split()) or type(error).__name__
-    return text if isinstance(error, QuickstudyError) else f"{type(error).__name__}: {text}"
 
 
 def log_line(folder: Path, text: str) -> None:

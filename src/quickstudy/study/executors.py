@@ -15,9 +15,9 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Protocol
 
-from quickstudy.errors import ConfigError
+from quickstudy.errors import ConfigError, one_line_error
 from quickstudy.study.config import ExecutorConfig
-from quickstudy.study.execute import RunGroup, RunOutcome, execute_group, one_line_error, write_status
+from quickstudy.study.execute import RunGroup, RunOutcome, execute_group, write_status
 from quickstudy.study.launch import run_resources
 from quickstudy.study.layout import RunState, run_dir
 from quickstudy.study.lease import die_with_parent

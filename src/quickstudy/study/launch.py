@@ -172,7 +172,8 @@ def main(argv: list[str]) -> int:
     """One of a launched run's processes: train, then report (rank 0) or report the error."""
     from transformers.utils import logging as hf_logging
 
-    from quickstudy.study.execute import one_line_error, train_run
+    from quickstudy.errors import one_line_error
+    from quickstudy.study.execute import train_run
 
     exit_with_parent()
     hf_logging.disable_progress_bar()
