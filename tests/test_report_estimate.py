@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from quickstudy.errors import StudyError
 from quickstudy.report.analysis import analyse
 from quickstudy.report.render import build_report
 from quickstudy.report.results import collect_study
-from quickstudy.study.estimate import DEVICE_PROFILES, RunEstimate, StudyEstimate, record_estimate
+from quickstudy.study.estimate import DEVICE_PROFILES, RunEstimate, StudyEstimate, record_estimate, recorded_estimate
 from quickstudy.study.layout import ESTIMATE_FILE
 from studies import thesis_like_study, write_synthetic_study
 
@@ -116,13 +117,24 @@ def test_without_an_estimate_the_report_says_how_to_record_one(tmp_path):
 def test_a_damaged_estimate_is_one_line_naming_the_file(tmp_path):
     root = write_synthetic_study(tmp_path / "study", thesis_like_study())
     damaged = {
-        "truncated": '{"device": {"name": "h100"}',
-        "no runs": '{"device": {"name": "h100", "assumption": "x"}}',
-        "NaN seconds": '{"device": {"name": "h100", "assumption": "x"}, "runs": [{"run_id": "a", "seconds": NaN}]}',
+        "truncated": ('{"device": {"name": "h100"}', "JSONDecodeError"),
+        "no runs": ('{"device": {"name": "h100", "assumption": "x"}}', "KeyError: 'runs'"),
+        "negative seconds": (
+            '{"device": {"name": "h100", "assumption": "x"}, "runs": [{"run_id": "a", "seconds": -1}]}',
+            "run a: seconds -1.0 is not a finite, non-negative number",
+        ),
     }
-    for why, text in damaged.items():
+    for why, (text, reason) in damaged.items():
         (root / ESTIMATE_FILE).write_text(text)
-        done = subprocess.run([str(QUICKSTUDY), "report", str(root)], capture_output=True, text=True, check=False)
-        assert done.returncode != 0 and "Traceback" not in done.stderr, why
-        assert done.stderr.strip().endswith("delete it or estimate again"), why
-        assert str(root / ESTIMATE_FILE) in done.stderr and len(done.stderr.strip().splitlines()) == 1, why
+        with pytest.raises(StudyError, match="delete it or estimate again$") as raised:
+            recorded_estimate(root)
+        message = str(raised.value)
+        assert message.startswith(f"{root / ESTIMATE_FILE}: not an estimate") and reason in message, why
+    # end to end, with a value that would have reached the report's arithmetic
+    (root / ESTIMATE_FILE).write_text(
+        '{"device": {"name": "h100", "assumption": "x"}, "runs": [{"run_id": "a", "seconds": NaN}]}'
+    )
+    done = subprocess.run([str(QUICKSTUDY), "report", str(root)], capture_output=True, text=True, check=False)
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert done.stderr.strip().endswith("delete it or estimate again") and "seconds nan" in done.stderr
+    assert str(root / ESTIMATE_FILE) in done.stderr and len(done.stderr.strip().splitlines()) == 1
