@@ -148,7 +148,7 @@ def schedule(
     followers: dict[str, list[str]] = {}  # a submitted run -> the runs fused after it
     while ready or executor.running():
         while ready and executor.running() < executor.capacity:
-            group = run_group(by_id[ready.popleft()], plan, waiting, blocked, states, config)
+            group = run_group(by_id[ready.popleft()], by_id, dependents, waiting, blocked, states, config)
             for follower in group.followers:
                 del waiting[follower.id]  # runs in the group; never submitted on its own
             followers[group.run.id] = [follower.id for follower in group.followers]
@@ -177,7 +177,8 @@ def schedule(
 
 def run_group(
     run: RunSpec,
-    plan: StudyPlan,
+    by_id: dict[str, RunSpec],
+    dependents: dict[str, list[str]],
     waiting: dict[str, set[str]],
     blocked: set[str],
     states: dict[str, RunState],
@@ -190,7 +191,7 @@ def run_group(
     executor = config.executor
     if not (executor.fuse and run.kind == RunKind.FINETUNE and run.processes == 1):
         return RunGroup(run, resident=executor.resident)
-    by_id, children = plan.by_id(), dependents_of(plan)[run.id]
+    children = dependents.get(run.id, [])
     fused = tuple(
         by_id[child]
         for child in children
